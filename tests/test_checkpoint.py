@@ -1,0 +1,113 @@
+import pickle
+
+import pytest
+import torch
+from torch.optim import lr_scheduler
+
+from course_utils import checkpoint, models, training
+
+
+def new_run(seed=0):
+    training.set_seed(seed)
+    model = models.LeNet(batch_norm=True, dropout=0.25)    # dropout draws random numbers
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    scheduler = lr_scheduler.MultiStepLR(optimizer, milestones=[3], gamma=0.1)
+    return model, optimizer, scheduler
+
+
+def records(history):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in history.records]
+
+
+def resumed(small_loaders, path, *, with_scheduler):
+    model, optimizer, scheduler = new_run()
+    history = training.fit(model, *small_loaders, optimizer, epochs=2, scheduler=scheduler,
+                           progress=False)
+    checkpoint.save_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler,
+                               history=history)
+    torch.manual_seed(12345)                # whatever happens in between must not matter
+    model, optimizer, scheduler = new_run(seed=99)
+    state = checkpoint.load_checkpoint(path, model=model, optimizer=optimizer,
+                                       scheduler=scheduler if with_scheduler else None)
+    assert state["epoch"] == 2
+    history = training.fit(model, *small_loaders, optimizer, epochs=2, scheduler=scheduler,
+                           history=state["history"], progress=False)
+    return model, history
+
+
+def test_resume_gives_the_same_run_bitwise(small_loaders, tmp_path):
+    model, optimizer, scheduler = new_run()
+    straight = training.fit(model, *small_loaders, optimizer, epochs=4, scheduler=scheduler,
+                            progress=False)
+    resumed_model, resumed_history = resumed(small_loaders, tmp_path / "run.pt",
+                                             with_scheduler=True)
+    assert records(resumed_history) == records(straight)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, resumed_model.state_dict()[key]), key
+
+
+def test_resume_without_scheduler_state_differs(small_loaders, tmp_path):
+    model, optimizer, scheduler = new_run()
+    straight = training.fit(model, *small_loaders, optimizer, epochs=4, scheduler=scheduler,
+                            progress=False)
+    _, history = resumed(small_loaders, tmp_path / "run.pt", with_scheduler=False)
+    # The milestone at epoch 3 is counted from the resume, so epoch 4 keeps the old lr.
+    assert straight.lr == [0.05, 0.05, 0.05, pytest.approx(0.005)]
+    assert history.lr == [0.05, 0.05, 0.05, 0.05]
+
+
+def test_plateau_counters_survive_only_with_scheduler_state(tmp_path):
+    model, optimizer, _ = new_run()
+    plateau = lr_scheduler.ReduceLROnPlateau(optimizer, patience=3)
+    for loss in (1.0, 0.8, 0.9, 0.95):
+        plateau.step(loss)
+    checkpoint.save_checkpoint(tmp_path / "p.pt", model=model, optimizer=optimizer,
+                               scheduler=plateau)
+    fresh = lr_scheduler.ReduceLROnPlateau(optimizer, patience=3)
+    checkpoint.load_checkpoint(tmp_path / "p.pt", model=model, optimizer=optimizer,
+                               scheduler=fresh)
+    assert (fresh.best, fresh.num_bad_epochs) == (0.8, 2)
+    lost = lr_scheduler.ReduceLROnPlateau(optimizer, patience=3)
+    checkpoint.load_checkpoint(tmp_path / "p.pt", model=model, optimizer=optimizer)
+    assert (lost.best, lost.num_bad_epochs) == (float("inf"), 0)
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    model, optimizer, _ = new_run()
+    path = checkpoint.save_checkpoint(tmp_path / "ck.pt", model=model, optimizer=optimizer)
+    good = path.read_bytes()
+
+    def broken_save(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save_checkpoint(path, model=model, optimizer=optimizer)
+    assert path.read_bytes() == good                    # the old checkpoint is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]    # and no temporary file is left
+
+
+class NotWeights:
+    def __reduce__(self):
+        return (print, ("this code would run on load",))
+
+
+def test_load_refuses_files_that_would_run_code(tmp_path):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"model": NotWeights()}, f)
+    model, _, _ = new_run()
+    with pytest.raises(RuntimeError, match="not a readable checkpoint"):
+        checkpoint.load_checkpoint(path, model=model)
+
+
+def test_missing_checkpoint_and_missing_parts(tmp_path):
+    model, optimizer, scheduler = new_run()
+    with pytest.raises(FileNotFoundError, match="No checkpoint"):
+        checkpoint.load_checkpoint(tmp_path / "none.pt", model=model)
+    checkpoint.save_checkpoint(tmp_path / "w.pt", model=model)
+    with pytest.raises(ValueError, match="no optimizer state"):
+        checkpoint.load_checkpoint(tmp_path / "w.pt", model=model, optimizer=optimizer)
+    with pytest.raises(ValueError, match="no scheduler state"):
+        checkpoint.load_checkpoint(tmp_path / "w.pt", model=model, scheduler=scheduler)

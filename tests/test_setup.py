@@ -1,0 +1,62 @@
+"""The repository's promises: two commands, one dependency list, a quiet package."""
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pyproject():
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def environment_pip_requirements():
+    lines = (ROOT / "environment.yml").read_text().splitlines()
+    start = lines.index("  - pip:") + 1
+    return {line.strip()[2:] for line in lines[start:] if line.startswith("      - ")} - {"-e ."}
+
+
+def test_environment_yml_lists_the_same_requirements_as_pyproject():
+    project = pyproject()["project"]
+    expected = set(project["dependencies"]) | set(project["optional-dependencies"]["test"])
+    assert environment_pip_requirements() == expected
+
+
+def test_requirements_have_lower_bounds_only():
+    project = pyproject()["project"]
+    for requirement in project["dependencies"] + project["optional-dependencies"]["test"]:
+        assert re.fullmatch(r"[A-Za-z0-9_.-]+>=[0-9.]+", requirement), requirement
+
+
+def test_readme_first_screen_gives_the_two_commands():
+    first_screen = "\n".join((ROOT / "README.md").read_text().splitlines()[:25])
+    assert "make run" in first_screen and "make test" in first_screen
+
+
+def test_makefile_targets_and_ci_script():
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("setup", "test", "run", "lab"):
+        assert re.search(rf"^{target}:", makefile, re.M), target
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "apt-get update" in ci and "dataset-fashion-mnist" in ci and "make test" in ci
+
+
+@pytest.mark.parametrize("module", ["course_utils", "course_utils.data", "course_utils.models",
+                                    "course_utils.training", "course_utils.checkpoint",
+                                    "course_utils.schedulers"])
+def test_import_has_no_side_effects(module, tmp_path):
+    code = (f"import os, sys; before = set(os.listdir('.')); import {module}; "
+            "assert set(os.listdir('.')) == before; "
+            "print('torch' in sys.modules, end='')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=tmp_path, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    # Nothing printed, no file written; the bare package does not even import torch.
+    assert result.stdout == ("False" if module == "course_utils" else "True")
+    assert result.stderr == ""
+    assert not (tmp_path / ".cache").exists()
