@@ -19,6 +19,8 @@ import torch
 from torch.optim import Optimizer, lr_scheduler
 from torch.optim.lr_scheduler import LRScheduler
 
+from course_utils.plateau import PlateauStep, replay_plateau  # noqa: F401  (re-exported)
+
 SCHEDULERS: dict[str, type[LRScheduler]] = {
     "lambda": lr_scheduler.LambdaLR,
     "step": lr_scheduler.StepLR,
