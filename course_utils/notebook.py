@@ -1,0 +1,48 @@
+"""Small helpers for the notebooks: fast mode, and headline numbers that tests and `make run` read.
+
+`record("best_val_acc", 0.91)` displays the value in the notebook and tags it with a MIME type
+of its own, so `read_records(executed_notebook)` can collect it afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+RECORD_MIME = "application/x.course-record+json"
+
+
+def fast_mode() -> bool:
+    """True when COURSE_FAST=1: small defaults, for tests and quick checks."""
+    return os.environ.get("COURSE_FAST") == "1"
+
+
+def record(name: str, value) -> None:
+    """Show `name = value` and keep it machine-readable (the value must be JSON-serializable)."""
+    from IPython.display import display   # imported here: only a running notebook needs it
+
+    json.dumps(value)                        # fail now, with the value at hand, if it can't be read
+    display({RECORD_MIME: {name: value}, "text/plain": f"{name} = {value!r}"}, raw=True)
+
+
+def read_records(notebook) -> dict:
+    """Every value recorded in an executed notebook (a NotebookNode or a dict), by name."""
+    records = {}
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            records.update(output.get("data", {}).get(RECORD_MIME, {}))
+    return records
+
+
+def check_answer(answer, expected, *, tolerance: float = 1e-9) -> bool:
+    """An exercise's self-check: prints whether `answer` equals `expected` (numbers within a
+    relative `tolerance`, anything else exactly) and returns it."""
+    if answer is None:
+        print("No answer yet: replace None with your answer and run this cell again.")
+        return False
+    if isinstance(expected, (int, float)) and isinstance(answer, (int, float)):
+        correct = abs(answer - expected) <= tolerance * max(abs(expected), 1e-300)
+    else:
+        correct = answer == expected
+    print("Correct!" if correct else f"Not yet: {answer!r} is not the expected value. Try again.")
+    return correct

@@ -1,0 +1,51 @@
+"""The helpers the notebooks and `make run` share: records, self-checks, the index page."""
+
+import json
+
+import nbformat
+import pytest
+
+from course_utils import notebook
+from scripts.run_series import index_page, title_of
+
+
+def test_records_round_trip_through_an_executed_notebook():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 07 · A title"),
+        nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output(
+            "display_data", data={notebook.RECORD_MIME: {"best": 0.9}, "text/plain": "best"})]),
+        nbformat.v4.new_code_cell("y", outputs=[nbformat.v4.new_output(
+            "display_data", data={notebook.RECORD_MIME: {"lrs": [0.1, 0.05]}})]),
+    ])
+    assert notebook.read_records(nb) == {"best": 0.9, "lrs": [0.1, 0.05]}
+    assert notebook.read_records(json.loads(nbformat.writes(nb))) == {"best": 0.9,
+                                                                       "lrs": [0.1, 0.05]}
+    assert title_of(nb) == "07 · A title"
+
+
+def test_record_refuses_values_that_cannot_be_read_back():
+    with pytest.raises(TypeError):
+        notebook.record("model", object())
+
+
+def test_check_answer(capsys):
+    assert notebook.check_answer(0.025, 0.025000000000000001)
+    assert not notebook.check_answer(0.03, 0.025)
+    assert "Not yet" in capsys.readouterr().out
+    assert not notebook.check_answer(None, 0.025)
+    assert "replace None" in capsys.readouterr().out
+    assert notebook.check_answer(7, 7) and not notebook.check_answer("7", 7)
+
+
+def test_index_page_lists_every_notebook_with_time_and_numbers():
+    page = index_page([{"name": "01_a", "title": "01 · A <b>", "seconds": 12.3,
+                        "records": {"best_val_acc": {"constant": 0.9}}}], fast=True)
+    assert "href='01_a.html'" in page and "01 · A &lt;b&gt;" in page
+    assert "12 s" in page and "best_val_acc" in page and "fast mode" in page
+
+
+def test_fast_mode_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("COURSE_FAST", "1")
+    assert notebook.fast_mode()
+    monkeypatch.setenv("COURSE_FAST", "0")
+    assert not notebook.fast_mode()
