@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour vision.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
@@ -62,6 +63,7 @@ def plot_histories(histories: dict, metrics=("val_loss", "val_acc", "lr"), *,
         for index, (name, history) in enumerate(histories.items()):
             ax.plot(history.epochs, history.column(metric), label=name, marker=".", **style(index))
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # epochs are whole numbers
         ax.set_ylabel(LABELS.get(metric, metric))
         if metric == "lr":
             _lr_axis(ax)
