@@ -127,13 +127,23 @@ def move_gamma(page, value: str) -> None:
     readout.press("Enter")
 
 
-def open_page(browser, voila, name):
+def open_page(browser, voila, name, attempts: int = 3):
+    """Open a page and wait until the explorer has drawn. A page whose widgets never arrive is
+    opened again (with a fresh kernel): on a loaded machine a first load sometimes stalls."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     base, _ = voila
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
-    # Voila runs the notebook before the page completes: wait for the drawing, not the load.
-    page.goto(f"{base}/voila/render/{name}.ipynb", wait_until="commit", timeout=60_000)
-    page.locator(".widget-output img").first.wait_for(timeout=240_000)
-    return page
+    for attempt in range(1, attempts + 1):
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        try:
+            # Voila runs the notebook before the page completes: wait for the drawing.
+            page.goto(f"{base}/voila/render/{name}.ipynb", wait_until="commit", timeout=60_000)
+            page.locator(".widget-output img").first.wait_for(timeout=90_000)
+            return page
+        except PlaywrightTimeout:
+            page.close()
+            if attempt == attempts:
+                raise
 
 
 def test_moving_a_slider_redraws_the_explorer(browser, voila, tmp_path):
