@@ -251,8 +251,10 @@ SCHEDULES = {   # name: (optimizer -> scheduler, how often it steps)
     "ExponentialLR": (lambda opt: lr_scheduler.ExponentialLR(opt, gamma=0.7), "epoch"),
     "CosineAnnealingLR": (lambda opt: lr_scheduler.CosineAnnealingLR(opt, T_max=EPOCHS),
                           "epoch"),
+    # OneCycleLR starts at max_lr / 25 and climbs to max_lr: the peak is the lr that works
+    # as a constant (section 1), not above it, where short runs can blow up.
     "OneCycleLR": (lambda opt: lr_scheduler.OneCycleLR(
-        opt, max_lr=2 * LR, epochs=EPOCHS, steps_per_epoch=steps_per_epoch), "batch"),
+        opt, max_lr=LR, epochs=EPOCHS, steps_per_epoch=steps_per_epoch), "batch"),
     "ReduceLROnPlateau": (lambda opt: lr_scheduler.ReduceLROnPlateau(opt, factor=0.3,
                                                                      patience=1), "epoch"),
 }
@@ -283,6 +285,9 @@ for epoch in range(EPOCHS):
     step_lr.step()
 assert by_hand == previews["StepLR"]
 print("StepLR by hand:", by_hand)
+one_cycle = previews["OneCycleLR"]      # one lr per batch
+assert math.isclose(one_cycle[0], LR / 25)
+assert max(one_cycle) <= LR and math.isclose(max(one_cycle), LR, rel_tol=1e-3)  # between batches
 
 # %% [markdown]
 # ### CosineAnnealingLR goes back up after `T_max`

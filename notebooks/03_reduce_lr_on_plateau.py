@@ -46,6 +46,7 @@ except ImportError:
     import course_utils
 
 # %%
+import itertools
 import math
 import tempfile
 import warnings
@@ -189,7 +190,8 @@ print("reduced in the step of epoch 4; epoch 5 is the first to train with lr",
 
 # %% [markdown]
 # The chapter says: *patience = 2 ignores the first 2 bad epochs and reduces after the 3rd*.
-# (PyTorch's own documentation used nearly the same sentence up to version 2.2.) The table settles what that means:
+# PyTorch's own documentation used nearly the same sentence up to version 2.2. The table
+# above settles what it means:
 #
 # - "the 3rd" is the **3rd bad epoch in a row**, not the 3rd epoch of training. With a baseline
 #   in epoch 1, the 3rd bad epoch is epoch 4; after epoch 3 there have been only 2.
@@ -344,7 +346,7 @@ print("\nthreshold_mode='abs'")
 no_trap = show_steps(getting_worse, threshold=0.1, threshold_mode="abs", patience=1)
 
 # %%
-assert all(later > earlier for earlier, later in zip(getting_worse, getting_worse[1:]))
+assert all(later > earlier for earlier, later in itertools.pairwise(getting_worse))
 assert all(s.improved for s in trap.steps) and trap.reductions == []
 assert no_trap.reductions == [3, 5]
 # The same trap with mode="max": best -1.0, bound -1.0 * 1.1 = -1.1, so -1.05 (worse) is "better".
@@ -382,7 +384,15 @@ plt.show()
 #
 # Each reduction multiplies the lr by `factor`, so after k reductions lr = lr₀ · factorᵏ (up to
 # the last bit of a float: torch multiplies step by step, e.g. 0.1 · 0.1 = 0.010000000000000002,
-# which is why the tables print lrs rounded to 6 significant digits). `factor` must be below 1:
+# which is why the tables print lrs rounded to 6 significant digits). With `factor=0.5` and
+# `patience=0`, every bad epoch halves the lr:
+
+# %% tags=["nbval-check-output"]
+halving = show_steps([1.0, 1.0, 1.0, 0.9, 1.0], patience=0, factor=0.5)
+assert [s.lr_after for s in halving.steps] == [0.1, 0.05, 0.025, 0.025, 0.0125]
+
+# %% [markdown]
+# `factor` must be below 1:
 
 # %%
 try:
@@ -435,6 +445,9 @@ two_groups = show_steps([1.0] * 4, lr=[0.1, 0.01], patience=0, min_lr=[0.005, 0.
 # %%
 assert two_groups.steps[-1].lrs_after[0] == 0.005       # group 0 stops at its floor
 assert math.isclose(two_groups.steps[-1].lrs_after[1], 0.01 * 0.1**3, rel_tol=1e-12)
+simulator.draw_plateau(two_groups, title="min_lr=[0.005, 0.0]: group 0 stops at 0.005, "
+                                         "group 1 goes on down")
+plt.show()
 try:
     lr_scheduler.ReduceLROnPlateau(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1),
                                    min_lr=[0.005, 0.0])
@@ -467,6 +480,9 @@ print(f"lowest lr: {collapse.steps[-1].lr_after:.6g}; further reductions skipped
 
 # %%
 assert len(collapse.reductions) == 7 and collapse.steps[-1].lr_after * (1 - 0.1) <= 1e-8
+simulator.draw_plateau(collapse, title="min_lr=0, eps=1e-8: seven cuts by 10, then eps "
+                                       "stops them at lr = 1e-8")
+plt.show()
 
 # %% [markdown]
 # ## 8. `mode="max"`: for a metric that should go up
@@ -489,6 +505,11 @@ in_min_mode = show_steps(rising, mode="min", patience=1, factor=0.5)
 # %%
 assert in_max_mode.reductions == [4]
 assert in_min_mode.reductions == [3, 5] and not any(s.improved for s in in_min_mode.steps[1:])
+draw_side_by_side({'mode="max"': simulator.plateau_trace(rising, mode="max", patience=1,
+                                                         factor=0.5),
+                   'mode="min"': in_min_mode}, "validation accuracy",
+                  "A rising accuracy: mode='max' keeps the lr, mode='min' cuts it twice")
+plt.show()
 
 # %% [markdown]
 # `training.fit` refuses that mismatch before training (see section 9).
@@ -510,7 +531,9 @@ train_loader = data.TensorLoader(train, BATCH_SIZE, shuffle=True, device=device,
 val_loader = data.TensorLoader(val, 1000, device=device)
 print(f"{len(train):,} training images, {len(val):,} validation images")
 
-checkpoint_dir = Path(tempfile.mkdtemp(prefix="plateau-checkpoints-"))
+# A temporary folder for the checkpoints, deleted when the kernel stops.
+checkpoint_folder = tempfile.TemporaryDirectory(prefix="plateau-checkpoints-")
+checkpoint_dir = Path(checkpoint_folder.name)
 
 
 def make_plateau(optimizer):
@@ -1004,6 +1027,9 @@ print(f"lost at the resume point: best {replayed.steps[resume_epoch - 1].best:.4
 # a new baseline, so any reduction that was due comes at least one epoch late, or never. Save
 # `scheduler.state_dict()` next to the model and the optimizer, as `checkpoint.save_checkpoint`
 # does when you pass `scheduler=`.
+
+# %%
+checkpoint_folder.cleanup()     # the checkpoints have served; remove them
 
 # %% [markdown]
 # ## Summary

@@ -6,13 +6,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch.optim.lr_scheduler import ReduceLROnPlateau  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from course_utils.plateau import replay_plateau  # noqa: E402
-from course_utils.widgets import plateau as simulator  # noqa: E402
+from course_utils.plateau import replay_plateau
+from course_utils.widgets import plateau as simulator
 
 
 def torch_counts(metrics, patience, cooldown=0, **kwargs):
@@ -39,7 +39,7 @@ def torch_counts(metrics, patience, cooldown=0, **kwargs):
 
 def test_trace_is_the_replay():
     metrics = [1.0, 0.8, 0.81, 0.82, 0.83, 0.79, 0.80, 0.80, 0.80, 0.80]
-    kwargs = dict(lr=0.1, factor=0.5, patience=2, cooldown=1)
+    kwargs = {"lr": 0.1, "factor": 0.5, "patience": 2, "cooldown": 1}
     trace = simulator.plateau_trace(metrics, **kwargs)
     assert trace.steps == replay_plateau(metrics, **kwargs)
     assert trace.epochs == list(range(1, 11)) and trace.metric == metrics

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from course_utils.plateau import PlateauStep, improvement_bound, replay_plateau
 from course_utils.plotting import PALETTE, style
@@ -108,8 +109,9 @@ def plateau_trace(metrics, *, lr: float | Sequence[float] = 0.1, mode: str = "mi
                   threshold_mode: str = "rel", cooldown: int = 0,
                   min_lr: float | Sequence[float] = 0.0, eps: float = 1e-8) -> PlateauTrace:
     """Replay ReduceLROnPlateau (torch's defaults) on `metrics` and explain every step."""
-    params = dict(lr=lr, mode=mode, factor=factor, patience=patience, threshold=threshold,
-                  threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr, eps=eps)
+    params = {"lr": lr, "mode": mode, "factor": factor, "patience": patience,
+              "threshold": threshold, "threshold_mode": threshold_mode, "cooldown": cooldown,
+              "min_lr": min_lr, "eps": eps}
     steps = replay_plateau(_as_metrics(metrics), **params)
     bound, counted, in_cooldown, triggered = [], [], [], []
     best, bad, cooldown_left = math.nan, 0, 0        # the state before the first step
@@ -151,8 +153,9 @@ def describe(trace: PlateauTrace) -> str:
 def format_steps(trace: PlateauTrace, *, precision: int = 4) -> str:
     """The replay as a table: one row per scheduler.step(metric), lrs of every param group."""
     p = precision
-    rows = [f"{'epoch':>5} {'metric':>{p + 4}} {'best':>{p + 4}} {'better?':>7} {'bad':>4} "
-            f"{'cooldown':>8}  {'lr used':<10} lr next"]
+    header = (f"{'epoch':>5} {'metric':>{p + 4}} {'best':>{p + 4}} {'better?':>7} {'bad':>4} "
+              f"{'cooldown':>8}  {'lr used':<10} lr next")
+    rows = [header]
     for step, counted, triggered in zip(trace.steps, trace.counted, trace.triggered):
         lr_used = " ".join(_lr_text(x) for x in step.lrs_before)
         lr_next = " ".join(_lr_text(x) for x in step.lrs_after)
@@ -223,6 +226,7 @@ def draw_plateau(trace: PlateauTrace, fig=None, *, metric_label: str = "monitore
     ax_lr.set_yscale("log")
     ax_lr.set_ylabel("learning rate\n(log scale)")
     ax_lr.set_xlabel("epoch")
+    ax_lr.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
     ax_lr.legend(fontsize=8, loc="best")
     for ax in (ax_metric, ax_count, ax_lr):
         ax.grid(True, alpha=0.3)
