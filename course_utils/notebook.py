@@ -1,4 +1,5 @@
-"""Small helpers for the notebooks: fast mode, and headline numbers that tests and `make run` read.
+"""Small helpers for the notebooks: the device report, fast mode, self-checks, and headline
+numbers that tests and `make run` read.
 
 `record("best_val_acc", 0.91)` displays the value in the notebook and tags it with a MIME type
 of its own, so `read_records(executed_notebook)` can collect it afterwards.
@@ -15,6 +16,22 @@ RECORD_MIME = "application/x.course-record+json"
 def fast_mode() -> bool:
     """True when COURSE_FAST=1: small defaults, for tests and quick checks."""
     return os.environ.get("COURSE_FAST") == "1"
+
+
+def report_device():
+    """Pick the device to train on (`training.get_device()`), say which one and with which
+    versions, and tell a learner on a CPU how to get a GPU. Returns the device."""
+    import torch
+
+    import course_utils
+    from course_utils import training
+
+    device = training.get_device()
+    print(f"PyTorch {torch.__version__}, course_utils {course_utils.__version__}, device: {device}")
+    if device.type == "cpu":
+        print("No GPU found. On Colab: Runtime > Change runtime type > GPU, then run all cells "
+              "again. On a CPU everything works, only more slowly.")
+    return device
 
 
 def record(name: str, value) -> None:

@@ -1,7 +1,8 @@
 """Plots for the series: schedule galleries, overlaid histories, image grids.
 
 Every series gets a colour from the Okabe-Ito palette (safe for colour-blind readers) and its
-own line style, so curves stay apart in grey print too; learning rates go on a log axis.
+own line style, so curves stay apart in grey print too; learning rates go on a log axis, and so
+does a loss whose values span more than two powers of ten (a run that blew up).
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ def plot_schedules(traces: dict, *, xlabel: str = "epoch", ncols: int = 4,
     return fig
 
 
+def _spans_decades(histories: dict, metric: str, decades: float = 2.0) -> bool:
+    """Whether the finite, positive values of `metric` span more than `decades` powers of 10."""
+    values = [value for history in histories.values() for value in history.column(metric)
+              if math.isfinite(value) and value > 0]
+    return bool(values) and max(values) > 10**decades * min(values)
+
+
 def plot_histories(histories: dict, metrics=("val_loss", "val_acc", "lr"), *,
                    title: str | None = None):
     """Overlay several runs (name -> History), one panel per metric, against the epoch."""
@@ -67,6 +75,9 @@ def plot_histories(histories: dict, metrics=("val_loss", "val_acc", "lr"), *,
         ax.set_ylabel(LABELS.get(metric, metric))
         if metric == "lr":
             _lr_axis(ax)
+        elif metric.endswith("loss") and _spans_decades(histories, metric):
+            ax.set_yscale("log")         # a loss that blew up would flatten every other curve
+            ax.set_ylabel(f"{LABELS.get(metric, metric)} (log scale)")
         ax.grid(True, alpha=0.3)
     axes.flat[-1].legend(fontsize=8, loc="best")
     if title:
@@ -81,7 +92,7 @@ def show_images(split, count: int = 20, *, ncols: int = 10, title: str | None = 
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index < min(count, len(split)):
-            ax.imshow(split.images[index], cmap="gray_r")
+            ax.imshow(split.images[index].cpu().numpy(), cmap="gray_r")
             ax.set_title(split.classes[int(split.labels[index])], fontsize=7)
     if title:
         fig.suptitle(title)

@@ -6,6 +6,8 @@
   training, so a schedule can be plotted before it is used.
 - `exponential_lr`, `half_life`, `gamma_for_target`, `per_batch_gamma`: closed forms of
   ExponentialLR, lr_n = lr0 * gamma**n, where n counts `scheduler.step()` calls.
+- `replay_plateau`, `is_improvement`, `improvement_bound` (from `course_utils.plateau`): a readable
+  ReduceLROnPlateau that shows its state after every epoch.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import torch
 from torch.optim import Optimizer, lr_scheduler
 from torch.optim.lr_scheduler import LRScheduler
 
-from course_utils.plateau import PlateauStep, replay_plateau  # noqa: F401  (re-exported)
+from course_utils.plateau import (  # noqa: F401  (re-exported)
+    PlateauStep, improvement_bound, is_improvement, replay_plateau)
 
 SCHEDULERS: dict[str, type[LRScheduler]] = {
     "lambda": lr_scheduler.LambdaLR,
@@ -65,9 +68,11 @@ def _check_positive(value: float, what: str) -> None:
         raise ValueError(f"{what} must be positive, got {value!r}.")
 
 
-def _check_whole(value: int, what: str, minimum: int) -> int:
+def check_whole(value: int, what: str, minimum: int) -> int:
     """`value` as an int, or a ValueError if it is not a whole number >= minimum."""
     try:
+        if isinstance(value, bool):     # True is an int to Python, never a count of epochs
+            raise TypeError
         number = operator.index(value)  # accepts int and numpy ints, rejects 2.5
     except TypeError:
         raise ValueError(f"{what} must be a whole number, got {value!r}.") from None
@@ -115,8 +120,8 @@ def lr_trace(
     others), and steps once per epoch even with step_per="batch": there is no per-batch metric.
     OneCycleLR by name gets max_lr=lr and total_steps=the number of scheduler steps unless given.
     """
-    epochs = _check_whole(epochs, "epochs", minimum=1)
-    steps_per_epoch = _check_whole(steps_per_epoch, "steps_per_epoch", minimum=1)
+    epochs = check_whole(epochs, "epochs", minimum=1)
+    steps_per_epoch = check_whole(steps_per_epoch, "steps_per_epoch", minimum=1)
     if step_per not in (None, "epoch", "batch"):
         raise ValueError(f"step_per must be 'epoch' or 'batch', got {step_per!r}.")
 
@@ -173,7 +178,7 @@ def exponential_lr(lr0: float, gamma: float, n: int | Iterable[int]) -> float | 
     _check_gamma(gamma)
     if isinstance(n, Iterable):
         return [exponential_lr(lr0, gamma, k) for k in n]
-    n = _check_whole(n, "n (the number of scheduler.step() calls)", minimum=0)
+    n = check_whole(n, "n (the number of scheduler.step() calls)", minimum=0)
     return lr0 * gamma**n
 
 
@@ -196,12 +201,12 @@ def gamma_for_target(lr0: float, target_lr: float, steps: int) -> float:
     """The gamma that takes ExponentialLR from lr0 to target_lr in `steps` scheduler steps."""
     _check_positive(lr0, "lr0 (the starting learning rate)")
     _check_positive(target_lr, "target_lr")
-    steps = _check_whole(steps, "steps", minimum=1)
+    steps = check_whole(steps, "steps", minimum=1)
     return (target_lr / lr0) ** (1 / steps)
 
 
 def per_batch_gamma(gamma: float, steps_per_epoch: int) -> float:
     """The per-batch gamma that gives the same decay per epoch as `gamma` stepped once per epoch."""
     _check_gamma(gamma)
-    steps_per_epoch = _check_whole(steps_per_epoch, "steps_per_epoch", minimum=1)
+    steps_per_epoch = check_whole(steps_per_epoch, "steps_per_epoch", minimum=1)
     return gamma ** (1 / steps_per_epoch)

@@ -50,11 +50,7 @@ from torch.optim import lr_scheduler
 
 from course_utils import data, models, notebook, plotting, schedulers, training
 
-device = training.get_device()
-print(f"PyTorch {torch.__version__}, course_utils {course_utils.__version__}, device: {device}")
-if device.type == "cpu":
-    print("No GPU found. On Colab: Runtime > Change runtime type > GPU, then run all cells again. "
-          "On a CPU everything works, only more slowly.")
+device = notebook.report_device()   # a GPU when there is one
 
 # %% tags=["parameters"]
 import os
@@ -64,7 +60,7 @@ EPOCHS = 3 if FAST else 8                     # epochs of every training run
 TRAIN_SIZE = 2000 if FAST else None           # training images (None: all that remain)
 VAL_SIZE = 1000 if FAST else 5000             # images held out for validation
 BATCH_SIZE = 64
-LR = 0.05                                     # the starting learning rate of every run
+LR = 0.05                                     # the base lr of every run (OneCycleLR's peak)
 SEED = 0
 
 # %% [markdown]
@@ -91,7 +87,8 @@ plt.show()
 # %% [markdown]
 # Every run below starts from the same seed, so all of them start from the same weights and see
 # the batches in the same order: the schedule is the only difference. The network is the
-# chapter's LeNet (three convolutions, two max-pools, one linear layer), trained with SGD and
+# LeNet of the regularization chapter this series follows (three convolutions, two max-pools,
+# one linear layer), trained with SGD and
 # momentum 0.9.
 
 # %%
@@ -118,17 +115,20 @@ plotting.plot_histories(constant_runs, ("train_loss", "val_loss", "val_acc"),
 plt.show()
 
 # %% [markdown]
-# - **Too high** and the steps overshoot: the loss jumps about instead of falling, or it blows
-#   up to NaN, in which case `fit` stops the run and says so.
-# - **Too low** and every step is safe but tiny: the loss falls steadily, and slowly.
+# - **Too high** and the steps overshoot: the network ends worse than with the moderate lr. The
+#   loss may jump about, stall near chance (ln 10 ≈ 2.30 for ten classes), or blow up to NaN,
+#   in which case `fit` stops the run and says so.
+# - **Too low** and every step is safe but tiny: the training loss falls every epoch, and it is
+#   still behind the moderate lr's at the end.
 #
-# The cell below checks both statements on the runs above. A schedule tries to get the best of
+# The cell below checks these statements on the runs above. A schedule tries to get the best of
 # both: large steps early, while the weights are far from good ones, and small steps later,
 # to settle into a minimum instead of bouncing around it.
 
 # %%
 high, right, low = constant_runs.values()
 assert low.train_loss[-1] > right.train_loss[-1], "the small lr should still be behind"
+assert all(later < earlier for earlier, later in zip(low.train_loss, low.train_loss[1:]))
 assert high.stopped or high.val_loss[-1] > right.val_loss[-1], "the large lr should do worse"
 print(f"final training loss: lr {LR}: {right.train_loss[-1]:.3f}, "
       f"lr 0.002: {low.train_loss[-1]:.3f}")
@@ -204,8 +204,9 @@ assert "before `optimizer.step()`" in wrong_warnings[0]
 #     optimizer.step()                 # uses the current lr
 #     if step_per == "batch":
 #         scheduler.step()             # e.g. OneCycleLR: a new lr for the next batch
-# # after the epoch:
-# scheduler.step()                     # or scheduler.step(val_loss) for ReduceLROnPlateau
+# # after the epoch, for the schedulers stepped once per epoch:
+# if step_per == "epoch":
+#     scheduler.step()                 # or scheduler.step(val_loss) for ReduceLROnPlateau
 # ```
 #
 # ### `verbose=True` is gone: ask `get_last_lr()`
@@ -222,7 +223,7 @@ except TypeError as error:
     print("TypeError:", error)
 torch_version = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
 assert verbose_accepted == (torch_version < (2, 7))
-print("Instead: scheduler.get_last_lr() ->", scheduler.get_last_lr())
+print("Instead: scheduler.get_last_lr() ->", scheduler.get_last_lr(), "(the StepLR above)")
 
 # %% [markdown]
 # ## 3. Seven schedules, previewed before training
@@ -239,7 +240,7 @@ print("Instead: scheduler.get_last_lr() ->", scheduler.get_last_lr())
 # | `ExponentialLR` | multiply by γ every epoch: lr = lr₀ · γⁿ |
 # | `CosineAnnealingLR` | half a cosine from lr₀ down to `eta_min` over `T_max` steps |
 # | `OneCycleLR` | up to `max_lr`, then far down, stepped after every **batch** |
-# | `ReduceLROnPlateau` | multiply by `factor` when the metric stops improving for `patience` epochs |
+# | `ReduceLROnPlateau` | multiply by `factor` after more than `patience` epochs without improvement |
 
 # %%
 SCHEDULES = {   # name: (optimizer -> scheduler, how often it steps)
@@ -252,15 +253,18 @@ SCHEDULES = {   # name: (optimizer -> scheduler, how often it steps)
     "CosineAnnealingLR": (lambda opt: lr_scheduler.CosineAnnealingLR(opt, T_max=EPOCHS),
                           "epoch"),
     # OneCycleLR starts at max_lr / 25 and climbs to max_lr: the peak is the lr that works
-    # as a constant (section 1), not above it, where short runs can blow up.
+    # as a constant (section 1), not above it, where short runs can blow up. By default it
+    # also cycles SGD's momentum between 0.85 and 0.95; cycle_momentum=False keeps 0.9, so
+    # that the lr is the only difference from the other runs.
     "OneCycleLR": (lambda opt: lr_scheduler.OneCycleLR(
-        opt, max_lr=LR, epochs=EPOCHS, steps_per_epoch=steps_per_epoch), "batch"),
+        opt, max_lr=LR, epochs=EPOCHS, steps_per_epoch=steps_per_epoch,
+        cycle_momentum=False), "batch"),
     "ReduceLROnPlateau": (lambda opt: lr_scheduler.ReduceLROnPlateau(opt, factor=0.3,
                                                                      patience=1), "epoch"),
 }
 # ReduceLROnPlateau reacts to a metric, so its preview needs one: an invented validation loss
-# that improves, then stalls.
-example_losses = [1.0 / (1 + epoch) if epoch < EPOCHS // 2 else 0.5 for epoch in range(EPOCHS)]
+# that improves for half the epochs, then stays flat.
+example_losses = [1.0 / (1 + min(epoch, EPOCHS // 2)) for epoch in range(EPOCHS)]
 
 previews = {}
 for name, (make, step_per) in SCHEDULES.items():
@@ -284,10 +288,21 @@ for epoch in range(EPOCHS):
     optimizer.step()
     step_lr.step()
 assert by_hand == previews["StepLR"]
-print("StepLR by hand:", by_hand)
+print("StepLR by hand:", [f"{lr:.6g}" for lr in by_hand])
 one_cycle = previews["OneCycleLR"]      # one lr per batch
 assert math.isclose(one_cycle[0], LR / 25)
 assert max(one_cycle) <= LR and math.isclose(max(one_cycle), LR, rel_tol=1e-3)  # between batches
+# OneCycleLR's default cycle_momentum=True replaces SGD's momentum 0.9: it moves between 0.95
+# and 0.85, opposite to the lr. With cycle_momentum=False the momentum stays 0.9.
+for cycle_momentum, expected in ((True, {0.85, 0.95}), (False, {0.9})):
+    sgd = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR, momentum=0.9)
+    cycle = lr_scheduler.OneCycleLR(sgd, max_lr=LR, total_steps=10, cycle_momentum=cycle_momentum)
+    momentums = []
+    for _ in range(10):
+        momentums.append(sgd.param_groups[0]["momentum"])
+        sgd.step()
+        cycle.step()
+    assert {min(momentums), max(momentums)} == expected, momentums
 
 # %% [markdown]
 # ### CosineAnnealingLR goes back up after `T_max`
@@ -308,8 +323,9 @@ assert cosine[20] == max(cosine[10:]) and math.isclose(cosine[20], 0.1, rel_tol=
 # %% [markdown]
 # ## 4. All of them, trained side by side
 #
-# The same seeded LeNet, the same batches, the same start lr; only the schedule differs. The
-# constant-lr run from section 1 is the reference. (`fit` records the lr each epoch started with;
+# The same seeded LeNet, the same batches, the same base lr and momentum; only the schedule
+# differs (OneCycleLR climbs from LR / 25 to its peak LR and ends far below it). The constant-lr
+# run from section 1 is the reference. (`fit` records the lr each epoch started with;
 # for OneCycleLR it also records the lr of every batch.)
 
 # %%
@@ -354,10 +370,11 @@ notebook.record("best_val_acc", {name: round(max(h.val_acc), 4) for name, h in h
 notebook.record("final_val_acc", {name: round(h.val_acc[-1], 4) for name, h in histories.items()})
 
 # %% [markdown]
-# How to read the table honestly: this is one seed on one budget. Differences of half a
-# percentage point between runs are within what another seed would change. What the plots show
-# reliably is the *shape* of each schedule's effect: the validation loss settles as the lr comes
-# down, and a schedule that decays too early (a low lr in the first epochs) falls behind.
+# How to read the table honestly: this is one seed on one budget. A small difference between
+# two rows can come from the seed alone; before you believe it, change `SEED` in the parameters
+# cell, run the notebook again and see whether the order of the rows holds. What the previews
+# predict exactly is the lr of every epoch, and that, the cell above showed, is what each run
+# used.
 
 # %% [markdown]
 # ## Summary

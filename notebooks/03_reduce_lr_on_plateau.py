@@ -60,11 +60,7 @@ from torch.optim import lr_scheduler
 from course_utils import checkpoint, data, models, notebook, plateau, plotting, training
 from course_utils.widgets import plateau as simulator
 
-device = training.get_device()
-print(f"PyTorch {torch.__version__}, course_utils {course_utils.__version__}, device: {device}")
-if device.type == "cpu":
-    print("No GPU found. On Colab: Runtime > Change runtime type > GPU, then run all cells again. "
-          "On a CPU everything works, only more slowly.")
+device = notebook.report_device()   # a GPU when there is one
 
 # %% tags=["parameters"]
 import os
@@ -190,7 +186,7 @@ print("reduced in the step of epoch 4; epoch 5 is the first to train with lr",
 
 # %% [markdown]
 # The chapter says: *patience = 2 ignores the first 2 bad epochs and reduces after the 3rd*.
-# PyTorch's own documentation used nearly the same sentence up to version 2.2. The table
+# PyTorch's own documentation used nearly the same sentence until at least version 2.2. The table
 # above settles what it means:
 #
 # - "the 3rd" is the **3rd bad epoch in a row**, not the 3rd epoch of training. With a baseline
@@ -224,7 +220,8 @@ realistic = show_steps([1.00, 0.80, 0.70, 0.71, 0.72, 0.73, 0.69, 0.70, 0.70, 0.
 # %%
 assert realistic.reductions == [6, 10] and realistic.counted[6] == 0
 simulator.draw_plateau(realistic, metric_label="validation loss",
-                       title="patience=2: three bad epochs in a row (4, 5, 6), then one reduction")
+                       title="patience=2: three bad epochs in a row (4, 5, 6), a reduction after "
+                             "the 3rd; and again after epochs 8, 9, 10")
 plt.show()
 
 # %% [markdown]
@@ -268,7 +265,8 @@ print(f"{checked} cases: torch's verdict equals the formula in every one")
 
 # %% [markdown]
 # With the default `rel` threshold of 1e-4, a change smaller than 0.01 % of `best` is not an
-# improvement, and a tie never is:
+# improvement, and for a positive metric a tie never is (a negative one is another story, as
+# we will see):
 
 # %% tags=["nbval-check-output"]
 tiny = show_steps([1.0, 0.99995, 1.0, 0.99989], patience=5)
@@ -335,8 +333,10 @@ plt.show()
 # With `mode="min"` and `rel`, the bound is best · (1 − t). For a positive `best` that lies below
 # `best`, as intended. For a **negative** `best` it lies *above* it: −1.0 · (1 − 0.1) = −0.9. A
 # value between −1.0 and −0.9 is *worse* than the best, yet counts as better and becomes the new
-# best. A metric that gets worse every epoch then never triggers a reduction. Negative metrics
-# are common: a log-likelihood, a negative ELBO, a score you minimize as −accuracy.
+# best. A metric that gets worse every epoch, each time by less than t · |best|, then never
+# triggers a reduction. Even with the default t = 1e-4, a **flat** negative metric counts as
+# improving every epoch, because a tie now beats the bound. Negative metrics are common: a
+# log-likelihood, a negative ELBO, a score you minimize as −accuracy.
 
 # %% tags=["nbval-check-output"]
 getting_worse = [-1.00, -0.95, -0.91, -0.88, -0.86, -0.85]
@@ -349,6 +349,14 @@ no_trap = show_steps(getting_worse, threshold=0.1, threshold_mode="abs", patienc
 assert all(later > earlier for earlier, later in itertools.pairwise(getting_worse))
 assert all(s.improved for s in trap.steps) and trap.reductions == []
 assert no_trap.reductions == [3, 5]
+# Worse by more than t · |best| in a step, and the trap no longer holds: -1.0 -> -0.8 is bad.
+assert simulator.plateau_trace([-1.0, -0.8, -0.6, -0.4], threshold=0.1,
+                               patience=1).reductions == [3]
+# A flat metric with the default threshold: negative, every tie is "better"; positive, none is.
+flat_negative = simulator.plateau_trace([-1.0] * 6, patience=1)
+flat_positive = simulator.plateau_trace([1.0] * 6, patience=1)
+assert all(s.improved for s in flat_negative.steps) and flat_negative.reductions == []
+assert flat_positive.reductions == [3, 5]
 # The same trap with mode="max": best -1.0, bound -1.0 * 1.1 = -1.1, so -1.05 (worse) is "better".
 assert plateau.is_improvement(-1.05, -1.0, mode="max", threshold=0.1, threshold_mode="rel")
 draw_side_by_side({"rel, t=0.1": trap, "abs, t=0.1": no_trap}, "a negative loss",
@@ -399,6 +407,8 @@ try:
     lr_scheduler.ReduceLROnPlateau(optimizer, factor=1.0)
 except ValueError as error:
     print("ValueError:", error)
+else:
+    raise AssertionError("torch accepted factor=1.0")
 
 # %%
 factors = (0.1, 0.3, 0.5, 0.8)
@@ -453,6 +463,8 @@ try:
                                    min_lr=[0.005, 0.0])
 except ValueError as error:
     print("One group, two floors -> ValueError:", error)
+else:
+    raise AssertionError("torch accepted two floors for one param group")
 
 # %% [markdown]
 # ## 7. `eps`: reductions too small to matter are skipped
@@ -464,6 +476,15 @@ except ValueError as error:
 # %% tags=["nbval-check-output"]
 skipped = show_steps([1.0] * 4, patience=0, factor=0.5, eps=0.06)
 assert skipped.reductions == [] and skipped.skipped == [2, 3, 4]
+
+# %% [markdown]
+# And with `cooldown=2`, each skipped reduction still starts a cooldown of 2 epochs, during
+# which the bad epochs are not counted:
+
+# %% tags=["nbval-check-output"]
+skipped_cooling = show_steps([1.0] * 8, patience=0, factor=0.5, eps=0.06, cooldown=2)
+assert skipped_cooling.reductions == [] and skipped_cooling.skipped == [2, 5, 8]
+assert [s.cooldown_counter for s in skipped_cooling.steps] == [0, 2, 1, 0, 2, 1, 0, 2]
 
 # %% [markdown]
 # With the default `eps=1e-8` and `min_lr=0`, `eps` is what finally stops the lr: a step from
@@ -575,6 +596,8 @@ try:
                  plateau_metric="val_acc")
 except ValueError as error:
     print("ValueError:", error)
+else:
+    raise AssertionError("fit accepted mode='min' for an accuracy")
 
 # %%
 print("constant lr")
@@ -594,8 +617,9 @@ plt.show()
 # %% [markdown]
 # What the scheduler did is no mystery: replaying its rule on the validation losses that `fit`
 # recorded gives exactly the lrs that training used. And until the first epoch trained with a
-# reduced lr, the two runs are the same run, number for number (on a CPU, which is
-# deterministic; a GPU may differ in the last digits, so there we allow 0.1 %).
+# reduced lr, the two runs are the same run, number for number, on a CPU. (A GPU may add up
+# sums in a different order from one run to the next; the tiny differences grow over thousands
+# of steps, so on a GPU the cell only prints how far the two runs drift apart.)
 
 # %%
 replayed = simulator.plateau_trace(on_plateau.val_loss, lr=LR, factor=0.1, patience=2)
@@ -607,13 +631,16 @@ also = [(r["train_loss"], r["val_loss"]) for r in on_plateau.records[:first_redu
 if device.type == "cpu":
     assert same == also
 else:
-    assert all(math.isclose(a, b, rel_tol=1e-3) for x, y in zip(same, also) for a, b in zip(x, y))
+    drift = max((abs(a - b) / abs(b) for x, y in zip(same, also) for a, b in zip(x, y)),
+                default=0.0)
+    print(f"{device.type}: the two runs differ by up to {drift:.1e} (relative) before the "
+          "first reduction")
 print(simulator.format_steps(replayed))
 print(simulator.describe(replayed))
 if EPOCHS < 4:
     assert not replayed.reductions
 if not replayed.reductions:
-    print(f"No reduction in {EPOCHS} epochs, so both runs are identical here.")
+    print(f"No reduction in {EPOCHS} epochs: both runs trained with lr {LR} throughout.")
 
 # %%
 summary = {}
@@ -630,8 +657,9 @@ notebook.record("lenet_constant_vs_plateau", summary)
 # that trained with a reduced lr. With `patience=2` the earliest possible reduction is at the
 # end of epoch 4, so a run of 3 epochs (the fast mode) cannot show one; give it more epochs.
 # The replay table above is the exact account of what the scheduler decided and why. One
-# comparison does not show which schedule is better in general: differences of a few tenths of
-# a percent are within what another seed changes.
+# comparison does not show which schedule is better in general: a small difference can come
+# from the seed alone, so rerun with another `SEED` before you trust it (notebook 04 measures
+# how much the seed moves LeNet's accuracy).
 #
 # ## 10. The simulator: every parameter on a slider
 #
@@ -703,11 +731,14 @@ print(f"The recipe runs on {recipe_data}: {len(recipe_train):,} training images 
 X, y = next(iter(recipe_train_loader))                 # X: (64, 1, 28, 28)
 model = models.SimpleCNN().to(device)
 flat_X = X.view(X.size(0), -1)                         # (64, 784)
+refused = []
 for name, layer in (("SimpleCNN", model), ("its first nn.Conv2d", model.features.conv1)):
     try:
         layer(flat_X)
     except (ValueError, RuntimeError) as error:
+        refused.append(name)
         print(f"{name}: {type(error).__name__}: {error}\n")
+assert len(refused) == 2, "both should refuse the flattened images"
 print("Without the .view:", tuple(model(X).shape))
 
 # %% [markdown]
@@ -1003,10 +1034,10 @@ def rows(history, columns=("lr", "train_loss", "val_loss", "val_acc")):
 
 if device.type == "cpu":
     assert rows(resumed_runs[True]) == rows(on_plateau)      # exactly the uninterrupted run
-else:
-    assert all(math.isclose(a, b, rel_tol=1e-3) for x, y in zip(rows(resumed_runs[True]),
-                                                                rows(on_plateau))
-               for a, b in zip(x, y))
+else:                                                        # see section 9 on GPU drift
+    drift = max(abs(a - b) / abs(b) for x, y in zip(rows(resumed_runs[True]), rows(on_plateau))
+                for a, b in zip(x, y))
+    print(f"{device.type}: resumed and uninterrupted runs differ by up to {drift:.1e}")
 # Without its state, the scheduler restarted from scratch at the resume point: its lrs are those
 # of a fresh replay of the validation losses recorded after resuming.
 without = resumed_runs[False]
@@ -1021,10 +1052,11 @@ print(f"lost at the resume point: best {replayed.steps[resume_epoch - 1].best:.4
       f"{replayed.steps[resume_epoch - 1].num_bad_epochs} bad epoch(s) counted")
 
 # %% [markdown]
-# With the state, the resumed run *is* the uninterrupted run (the checkpoint also restores the
-# random generators, and `TensorLoader` replays each epoch's batch order). Without it, whether
-# the lrs differ depends on where the run was interrupted: the scheduler restarts its count from
-# a new baseline, so any reduction that was due comes at least one epoch late, or never. Save
+# With the state, the resumed run *is* the uninterrupted run on a CPU (the checkpoint also
+# restores the random generators, and `TensorLoader` replays each epoch's batch order). Without
+# it, whether the lrs differ depends on where the run was interrupted: the scheduler restarts
+# its count from a new baseline and forgets the best value, so a reduction that was nearly due
+# can come later than it would have, or not at all. Save
 # `scheduler.state_dict()` next to the model and the optimizer, as `checkpoint.save_checkpoint`
 # does when you pass `scheduler=`.
 

@@ -49,3 +49,18 @@ def test_fast_mode_reads_the_environment(monkeypatch):
     assert notebook.fast_mode()
     monkeypatch.setenv("COURSE_FAST", "0")
     assert not notebook.fast_mode()
+
+
+def test_report_device_names_the_device_and_the_versions(capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert notebook.report_device() == torch.device("cpu")
+    printed = capsys.readouterr().out
+    assert f"PyTorch {torch.__version__}" in printed and "device: cpu" in printed
+    assert "Change runtime type > GPU" in printed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert notebook.report_device() == torch.device("cuda")
+    assert "No GPU" not in capsys.readouterr().out

@@ -255,6 +255,7 @@ def test_lr_trace_callable_rejects_scheduler_kwargs():
 @pytest.mark.parametrize("kwargs, message", [
     ({"epochs": 0}, "epochs must be at least 1"),
     ({"epochs": 2.5}, "epochs must be a whole number"),
+    ({"epochs": True}, "epochs must be a whole number, got True"),
     ({"epochs": 3, "steps_per_epoch": 0}, "steps_per_epoch must be at least 1"),
     ({"epochs": 3, "step_per": "iteration"}, "step_per must be 'epoch' or 'batch'"),
 ])
@@ -282,3 +283,10 @@ def test_lr_trace_rejects_bad_arguments(kwargs, message):
 def test_closed_forms_reject_bad_inputs(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_check_whole_accepts_numpy_integers_and_returns_an_int():
+    import numpy as np
+
+    number = schedulers.check_whole(np.int64(4), "epochs", minimum=1)
+    assert number == 4 and type(number) is int

@@ -12,7 +12,6 @@ counted in `scheduler.step()` calls (fractional when the scheduler steps after e
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
 
 from course_utils import plotting, schedulers
@@ -41,18 +40,6 @@ class ExponentialView:
         return self.epoch_lrs[-1] / self.lr0
 
 
-def _whole(value, what: str, minimum: int) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{what} must be a whole number, got {value!r}.")
-    try:
-        number = operator.index(value)      # accepts int and numpy ints, rejects 2.5
-    except TypeError:
-        raise ValueError(f"{what} must be a whole number, got {value!r}.") from None
-    if number < minimum:
-        raise ValueError(f"{what} must be at least {minimum}, got {number}.")
-    return number
-
-
 def _number(value, message: str) -> float:
     try:
         return float(value)
@@ -74,9 +61,9 @@ def _check_inputs(lr0, gamma, epochs, steps_per_epoch, table_rows):
         raise ValueError(
             f"gamma={gamma!r} > 1 makes the lr grow, and this explorer shows decay. Pick "
             "0 < gamma <= 1 (gamma > 1 is for an LR range test, see notebook 02).")
-    epochs = _whole(epochs, "epochs", minimum=1)
-    steps_per_epoch = _whole(steps_per_epoch, "steps_per_epoch", minimum=1)
-    table_rows = _whole(table_rows, "table_rows", minimum=2)
+    epochs = schedulers.check_whole(epochs, "epochs", minimum=1)
+    steps_per_epoch = schedulers.check_whole(steps_per_epoch, "steps_per_epoch", minimum=1)
+    table_rows = schedulers.check_whole(table_rows, "table_rows", minimum=2)
     return float(lr0), float(gamma), epochs, steps_per_epoch, table_rows
 
 
