@@ -1,19 +1,21 @@
 """Time the plain torchvision pipeline against course_utils' TensorLoader, side by side.
 
     python benchmarks/bench_epoch.py [--device cpu] [--batch-size 64] [--steps 300] [--repeats 3]
-        [--workers 0] [--threads N] [--full-epoch] [--accuracy] [--channels-last]
-        [--json results.json]
+        [--workers 0] [--threads N] [--full-epoch] [--accuracy] [--json results.json]
 
 Both pipelines train the same model in one process, on the same device, with the same batch size
 and number of steps: the Regularization chapter's LeNet with BatchNorm and Dropout 0.25, SGD lr
-0.01 momentum 0.9, each pipeline with its own copy seeded the same way.
+0.01 momentum 0.9, each pipeline with its own copy seeded the same way (the same weights).
 
 (a) plain: torchvision's FashionMNIST with ToTensor + Normalize((0.2860,), (0.3530,)), a
     DataLoader(batch_size, shuffle=True, num_workers=--workers) and the tutorial loop, which reads
     `loss.item()` after every batch. The source material's data code is not in this repository, so
     Normalize is assumed: the course normalizes with the same mean and std, so both pipelines feed
-    the model the same numbers (tests/test_bench.py checks this).
-(b) course_utils: data.TensorLoader + training.train_one_epoch, called as learners call it.
+    the model the same numbers (tests/test_bench.py checks this). Its batches come in torch's
+    default memory format (NCHW), as a DataLoader makes them.
+(b) course_utils' default path, what a notebook gets without any flag: data.TensorLoader +
+    training.train_one_epoch. TensorLoader's batches are laid out channels-last (the same bytes,
+    one channel), so the convolutions, BatchNorm and pooling run in their channels-last kernels.
 
 How it is timed: each pipeline draws batches from one endless stream (epoch after epoch, as in
 training), runs --warmup untimed steps, then --repeats timed runs of --steps steps; the two
@@ -46,7 +48,6 @@ import json
 import platform
 import resource
 import shlex
-import struct
 import sys
 import tempfile
 import time
@@ -56,10 +57,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from course_utils import data, models, training
+from course_utils import data, models, sources, training
 
 PLAIN = "(a) torchvision + DataLoader"
-COURSE = "(b) course_utils TensorLoader"
+COURSE = "(b) course_utils default: TensorLoader (channels-last batches)"
 
 
 # ----------------------------------------------------------------------------- the two pipelines
@@ -115,11 +116,10 @@ class BatchStream:
         self._batches.close()       # ends the loader's iterator, and its workers with it
 
 
-def new_model(device, seed: int, channels_last: bool = False):
+def new_model(device, seed: int):
+    """The same LeNet for both pipelines, seeded the same way."""
     training.set_seed(seed)
     model = models.LeNet(batch_norm=True, dropout=0.25).to(device)
-    if channels_last:   # the same numbers stored as (N, H, W, C); faster for oneDNN on a CPU
-        model = model.to(memory_format=torch.channels_last)
     return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
 
@@ -196,7 +196,7 @@ def device_name(device) -> str:
 
 def run_benchmark(root, train: data.Split, test: data.Split, *, device, batch_size: int = 64,
                   steps: int = 300, warmup: int = 20, repeats: int = 3, workers: int = 0,
-                  full_epoch: bool = False, accuracy: bool = False, channels_last: bool = False,
+                  full_epoch: bool = False, accuracy: bool = False,
                   seed: int = 0) -> dict:
     """Time (a) and (b). `root` holds `train` in torchvision's layout; `test` is used only for
     `accuracy`. Returns a plain dict: the settings, then for "plain" (a) and "course" (b)
@@ -214,8 +214,7 @@ def run_benchmark(root, train: data.Split, test: data.Split, *, device, batch_si
                       "full_epoch_seconds": None, "test_accuracy": None} for name in loaders}
     setups = {}
     for name, loader in loaders.items():
-        # channels_last is an optional speed-up of (b); (a) stays as the source writes it.
-        model, optimizer = new_model(device, seed, channels_last and name == COURSE)
+        model, optimizer = new_model(device, seed)
         stream = BatchStream(loader)
         if warmup:
             trains[name](model, stream.take(warmup), optimizer, device)  # not timed
@@ -240,7 +239,7 @@ def run_benchmark(root, train: data.Split, test: data.Split, *, device, batch_si
             results[name]["full_epoch_seconds"] = timed(
                 device, partial(trains[name], model, loader, optimizer, device))[0]
         if accuracy:    # a fresh model, one epoch, the same evaluation for both
-            model, optimizer = new_model(device, seed, channels_last and name == COURSE)
+            model, optimizer = new_model(device, seed)
             if hasattr(loader, "set_epoch"):
                 loader.set_epoch(0)     # the order a fresh TensorLoader would give
             trains[name](model, loader, optimizer, device)
@@ -255,7 +254,6 @@ def run_benchmark(root, train: data.Split, test: data.Split, *, device, batch_si
         "device_name": device_name(device), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "batch_size": batch_size, "steps": steps,
         "warmup": warmup, "repeats": repeats, "workers": workers, "seed": seed,
-        "channels_last": channels_last,
         "train_images": len(train), "memory_kind": memory_kind(device),
         "plain": results[PLAIN], "course": results[COURSE],
         "ratio": course / plain if plain and course else None,
@@ -276,7 +274,7 @@ def markdown_table(result: dict) -> str:
         lines.append(
             f"| {result['date']} | {result['device_name']} | {result['torch']} "
             f"| {result['batch_size']} | {result['steps']} × best of {result['repeats']} "
-            f"| {name}{' + channels_last' if result['channels_last'] and key == 'course' else ''} "
+            f"| {name} "
             f"| {cell(row['images_per_second'], ',.0f')} | {cell(ratio, '.2f')} "
             f"| {cell(row['peak_memory_mib'], ',.0f', ' MiB')} "
             f"| {cell(row['full_epoch_seconds'], '.1f', ' s')} "
@@ -287,12 +285,9 @@ def markdown_table(result: dict) -> str:
 def write_torchvision_layout(root, train: data.Split, test: data.Split) -> Path:
     """Write both splits as the four IDX files torchvision reads from <root>/FashionMNIST/raw."""
     raw = Path(root) / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
     for name, split in (("train", train), ("test", test)):
-        for filename, tensor in zip(data.FILES[name], (split.images, split.labels)):
-            tensor = tensor.to(torch.uint8).contiguous()
-            header = struct.pack(f">HBB{tensor.dim()}I", 0, 0x08, tensor.dim(), *tensor.shape)
-            (raw / filename).write_bytes(header + tensor.numpy().tobytes())
+        for filename, tensor in zip(sources.FILES[name], (split.images, split.labels)):
+            sources.write_idx(raw / filename, tensor)
     return Path(root)
 
 
@@ -309,9 +304,6 @@ def main(argv: list[str] | None = None) -> dict:
                         help="also time one whole epoch (default: on with CUDA)")
     parser.add_argument("--accuracy", action="store_true",
                         help="train each pipeline 1 epoch, report test accuracy (minutes on CPU)")
-    parser.add_argument("--channels-last", action="store_true",
-                        help="(b)'s model in torch.channels_last memory format (an optional "
-                             "speed-up of course_utils; (a) stays as the source writes it)")
     parser.add_argument("--root", default=None,
                         help="data folder (default: $COURSE_DATA_DIR or ~/.cache/course_utils)")
     parser.add_argument("--seed", type=int, default=0)
@@ -324,10 +316,10 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device) if args.device else training.get_device()
     full_epoch = device.type == "cuda" if args.full_epoch is None else args.full_epoch
-    root = Path(args.root).expanduser() if args.root else data.default_root()
+    root = Path(args.root).expanduser() if args.root else sources.default_root()
     train, test = data.load_fashion_mnist(root)
     if not all((root / "FashionMNIST" / "raw" / name).is_file()
-               for pair in data.FILES.values() for name in pair):
+               for pair in sources.FILES.values() for name in pair):
         # The data came from somewhere torchvision cannot read (e.g. the bundled subset);
         # the folder is deleted when the script ends.
         scratch = tempfile.TemporaryDirectory(prefix="bench-")
@@ -335,7 +327,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = run_benchmark(root, train, test, device=device, batch_size=args.batch_size,
                            steps=args.steps, warmup=args.warmup, repeats=args.repeats,
                            workers=args.workers, full_epoch=full_epoch,
-                           accuracy=args.accuracy, channels_last=args.channels_last,
+                           accuracy=args.accuracy,
                            seed=args.seed)
     result["command"] = shlex.join(["python", *(sys.argv if argv is None else
                                                 ["benchmarks/bench_epoch.py", *argv])])

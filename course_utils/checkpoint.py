@@ -7,23 +7,19 @@ import random
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from course_utils.training import History
 
 
 def _rng_states() -> dict:
-    states = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    # Tensors and plain numbers only, so the file loads with weights_only=True.
+    states = {"torch": torch.get_rng_state(), "python": random.getstate(),
+              "numpy": (kind, torch.from_numpy(keys.astype("int64")), position, has_gauss, cached)}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
-    try:
-        import numpy as np
-        kind, keys, position, has_gauss, cached = np.random.get_state()
-        # Tensors and plain numbers only, so the file loads with weights_only=True.
-        states["numpy"] = (kind, torch.from_numpy(keys.astype("int64")), position, has_gauss,
-                           cached)
-    except ImportError:
-        pass
     return states
 
 
@@ -34,25 +30,20 @@ def _set_rng_states(states: dict) -> None:
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
     if "numpy" in states:
-        import numpy as np
         kind, keys, position, has_gauss, cached = states["numpy"]
         np.random.set_state((kind, keys.numpy().astype("uint32"), position, has_gauss, cached))
 
 
 def save_checkpoint(path: str | os.PathLike, *, model, optimizer=None, scheduler=None,
                     history: History | None = None, extra: dict | None = None) -> Path:
-    """Write everything needed to resume training to `path`, atomically: the file is written
-    under a temporary name and renamed, so an interrupted save never leaves a broken file."""
+    """Write everything needed to resume training to `path`, atomically (a temporary file, then
+    a rename), so an interrupted save never leaves a broken file."""
     path = Path(path)
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "history": history.to_dict() if history is not None else None,
-        "epoch": len(history) if history is not None else 0,
-        "rng": _rng_states(),
-        "extra": extra or {},
-    }
+    state = {"model": model.state_dict(), "rng": _rng_states(), "extra": extra or {},
+             "optimizer": optimizer.state_dict() if optimizer is not None else None,
+             "scheduler": scheduler.state_dict() if scheduler is not None else None,
+             "history": history.to_dict() if history is not None else None,
+             "epoch": len(history) if history is not None else 0}
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
@@ -61,21 +52,17 @@ def save_checkpoint(path: str | os.PathLike, *, model, optimizer=None, scheduler
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        Path(tmp).unlink(missing_ok=True)      # after a failure: no temporary file is left
     return path
 
 
 def load_checkpoint(path: str | os.PathLike, *, model, optimizer=None, scheduler=None,
                     restore_rng: bool = True, map_location=None) -> dict:
-    """Load a checkpoint into `model` (and `optimizer`, `scheduler` when given) and restore the
-    random number generators. Returns {"epoch", "history", "extra"}; pass the history to
-    `fit(..., history=...)` to continue the run.
-
-    Leaving `scheduler` out resumes with a fresh scheduler: its counters (for ReduceLROnPlateau:
-    best value, bad epochs, cooldown) are lost.
-    """
+    """Load a checkpoint into `model` (and `optimizer`, `scheduler` when given), restore the RNGs
+    and return {"epoch", "history", "extra"}: pass the history to `fit(..., history=...)`.
+    Leaving `scheduler` out resumes with a fresh one, losing its counters (ReduceLROnPlateau's
+    best value, bad epochs, cooldown)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}. Save one with save_checkpoint first.")
@@ -86,14 +73,11 @@ def load_checkpoint(path: str | os.PathLike, *, model, optimizer=None, scheduler
         raise RuntimeError(f"{path} is not a readable checkpoint ({error}). It may be truncated "
                            "or come from another program; save it again.") from error
     model.load_state_dict(state["model"])
-    if optimizer is not None:
-        if state["optimizer"] is None:
-            raise ValueError(f"{path} holds no optimizer state; pass optimizer=None.")
-        optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None:
-        if state["scheduler"] is None:
-            raise ValueError(f"{path} holds no scheduler state; pass scheduler=None.")
-        scheduler.load_state_dict(state["scheduler"])
+    for name, part in (("optimizer", optimizer), ("scheduler", scheduler)):
+        if part is not None:
+            if state[name] is None:
+                raise ValueError(f"{path} holds no {name} state; pass {name}=None.")
+            part.load_state_dict(state[name])
     if restore_rng:
         _set_rng_states(state["rng"])
     history = History.from_dict(state["history"]) if state["history"] is not None else History()

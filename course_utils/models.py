@@ -25,12 +25,10 @@ def check_images(X: torch.Tensor, model_name: str) -> None:
 
 
 class LeNet(nn.Module):
-    """The Regularization chapter's LeNet. With 28x28 inputs the feature maps are
-    (16, 24, 24) -> (32, 10, 10) after pooling -> (64, 4, 4) after pooling: 1,024 features.
+    """The Regularization chapter's LeNet for 28x28 inputs (feature map shapes beside the layers).
 
     `batch_norm` adds BatchNorm2d between each convolution and its ReLU; `dropout` is the
-    probability of the Dropout at the end of the body (0 keeps the layer as an identity).
-    """
+    probability of the Dropout at the end of the body (0 keeps the layer as an identity)."""
 
     def __init__(self, *, batch_norm: bool = False, dropout: float = 0.0, num_classes: int = 10):
         super().__init__()
@@ -63,7 +61,8 @@ class LeNet(nn.Module):
 
 
 class SimpleCNN(nn.Module):
-    """The second recipe's CNN: conv 1->8 (3x3, pad 1), pool, conv 8->16, pool, Linear(16*7*7, 10)."""
+    """The second recipe's CNN: conv 1->8 (3x3, pad 1), pool, conv 8->16, pool,
+    Linear(16*7*7, 10)."""
 
     def __init__(self, num_classes: int = 10):
         super().__init__()

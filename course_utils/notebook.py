@@ -1,8 +1,6 @@
 """Small helpers for the notebooks: the device report, fast mode, self-checks, and headline
-numbers that tests and `make run` read.
-
-`record("best_val_acc", 0.91)` displays the value in the notebook and tags it with a MIME type
-of its own, so `read_records(executed_notebook)` can collect it afterwards.
+numbers that tests and `make run` read: `record` tags a value with a MIME type of its own, so
+`read_records(executed_notebook)` can collect it afterwards.
 """
 
 from __future__ import annotations
@@ -19,8 +17,7 @@ def fast_mode() -> bool:
 
 
 def report_device():
-    """Pick the device to train on (`training.get_device()`), say which one and with which
-    versions, and tell a learner on a CPU how to get a GPU. Returns the device."""
+    """`training.get_device()`, reported with the versions (and, on a CPU, how to get a GPU)."""
     import torch
 
     import course_utils

@@ -1,8 +1,8 @@
 """Plots for the series: schedule galleries, overlaid histories, image grids.
 
-Every series gets a colour from the Okabe-Ito palette (safe for colour-blind readers) and its
-own line style, so curves stay apart in grey print too; learning rates go on a log axis, and so
-does a loss whose values span more than two powers of ten (a run that blew up).
+Each series gets an Okabe-Ito colour (safe for colour-blind readers) and its own line style, so
+curves stay apart in grey print too; learning rates, and a loss spanning more than two powers
+of ten (a run that blew up), go on a log axis.
 """
 
 from __future__ import annotations
@@ -36,8 +36,7 @@ def _lr_axis(ax) -> None:
 def plot_schedules(traces: dict, *, xlabel: str = "epoch", ncols: int = 4,
                    title: str | None = None):
     """One small panel per schedule: the lr used at each step, on a log axis. A value is a list
-    of lrs (plotted at steps 1, 2, ...) or a pair (x, lrs), e.g. fractional epochs for a
-    schedule stepped per batch."""
+    of lrs (at steps 1, 2, ...) or a pair (x, lrs), e.g. fractional epochs, stepped per batch."""
     nrows = math.ceil(len(traces) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.6 * nrows), squeeze=False,
                              constrained_layout=True)

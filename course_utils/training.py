@@ -1,112 +1,99 @@
-"""Seeding, device choice, and a plain training loop that records the lr it actually used."""
+"""A plain training loop that records the lr it actually used; seeding and device choice.
+
+Top-down: `train_one_epoch` (the optimizer and a per-batch scheduler step in one block), `fit`
+(epochs, evaluation, the per-epoch scheduler step), `evaluate`, `set_seed`, `get_device`, `History`.
+"""
 
 from __future__ import annotations
 
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from tqdm.auto import tqdm
 
-# Which way each metric improves, for checking a ReduceLROnPlateau's mode against it.
-METRIC_MODES = {"val_loss": "min", "train_loss": "min", "val_acc": "max", "train_acc": "max"}
+
+def train_one_epoch(model: nn.Module, loader, optimizer, *, loss_fn=None,
+                    batch_scheduler=None) -> tuple[float, float, list[float]]:
+    """One pass over `loader` in train mode. Returns mean loss, accuracy (measured on the fly)
+    and the lr of every step. `batch_scheduler`, if given, steps after every optimizer step."""
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    device = _model_device(model)
+    model.train()
+    # Sums stay on the device: reading them once per epoch avoids a host sync per batch.
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    count, lrs = 0, []
+    for X, y in loader:
+        X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        logits = model(X)                           # 1. forward pass: (B, num_classes)
+        loss = loss_fn(logits, y)                   # 2. loss
+        optimizer.zero_grad(set_to_none=True)       # 3. clear the last step's gradients
+        loss.backward()                             # 4. backward pass
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()                            # 5. the optimizer uses the lr...
+        if batch_scheduler is not None:
+            batch_scheduler.step()                  # 6. ...then the scheduler sets the next one
+        total_loss += loss.detach() * len(y)
+        correct += (logits.argmax(dim=1) == y).sum()
+        count += len(y)
+    if count == 0:
+        raise ValueError("The training loader yielded no batches (is drop_last on with a "
+                         "batch larger than the data?).")
+    return total_loss.item() / count, correct.item() / count, lrs
 
 
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and every GPU), so a run can be repeated."""
-    random.seed(seed)
-    torch.manual_seed(seed)     # also seeds every CUDA device
-    try:
-        import numpy as np
-        np.random.seed(seed)
-    except ImportError:
-        pass
+def fit(model: nn.Module, train_loader, val_loader, optimizer, *, epochs: int, scheduler=None,
+        step_per: str = "epoch", plateau_metric: str = "val_loss", loss_fn=None,
+        history: History | None = None, progress: bool = True) -> History:
+    """Train for `epochs` epochs and return the History (pass a History to continue it).
 
-
-def get_device() -> torch.device:
-    """The fastest device here: a CUDA GPU, else Apple's MPS, else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-@dataclass
-class History:
-    """One record per epoch: epoch, lr (used during it), train/val loss and accuracy, seconds.
-    With per-batch stepping, `batch_lrs` holds the lr of every optimizer step."""
-
-    records: list[dict] = field(default_factory=list)
-    batch_lrs: list[float] = field(default_factory=list)
-    stopped: str | None = None      # why training stopped early, if it did
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def column(self, name: str) -> list:
-        """One field across epochs, e.g. history.column("val_acc")."""
-        if self.records and name not in self.records[0]:
-            raise KeyError(f"History has no {name!r}; it has {', '.join(self.records[0])}.")
-        return [record[name] for record in self.records]
-
-    @property
-    def epochs(self) -> list[int]:
-        return self.column("epoch")
-
-    @property
-    def lr(self) -> list[float]:
-        return self.column("lr")
-
-    @property
-    def train_loss(self) -> list[float]:
-        return self.column("train_loss")
-
-    @property
-    def val_loss(self) -> list[float]:
-        return self.column("val_loss")
-
-    @property
-    def val_acc(self) -> list[float]:
-        return self.column("val_acc")
-
-    def best(self, metric: str = "val_acc") -> dict:
-        """The record of the epoch with the best value of `metric`."""
-        values = self.column(metric)
-        pick = max if METRIC_MODES.get(metric, "max") == "max" else min
-        return self.records[values.index(pick(values))]
-
-    def to_dict(self) -> dict:
-        return {"records": [dict(r) for r in self.records], "batch_lrs": list(self.batch_lrs),
-                "stopped": self.stopped}
-
-    @classmethod
-    def from_dict(cls, state: dict) -> History:
-        return cls([dict(r) for r in state["records"]], list(state["batch_lrs"]),
-                   state.get("stopped"))
-
-    def __str__(self) -> str:
-        if not self.records:
-            return "History(no epochs yet)"
-        names = [name for name in self.records[0] if name != "epoch"]
-        lines = ["epoch  " + "  ".join(f"{name:>10}" for name in names)]
-        for record in self.records:
-            cells = (f"{record[n]:>10.3g}" if n == "lr" else f"{record[n]:>10.4f}" for n in names)
-            lines.append(f"{record['epoch']:>5}  " + "  ".join(cells))
-        return "\n".join(lines + ([f"stopped: {self.stopped}"] if self.stopped else []))
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    The scheduler steps after the optimizer: once per epoch (`step_per="epoch"`; ReduceLROnPlateau
+    is given `plateau_metric`) or after every batch (`step_per="batch"`, e.g. OneCycleLR). A NaN
+    or infinite training loss stops training with a message, returning the history so far."""
+    _check_setup(optimizer, scheduler, step_per, plateau_metric, val_loader)
+    history = history if history is not None else History()
+    first = len(history)        # epochs already done, when continuing a history
+    # Only an explicit progress=False overrides tqdm's defaults, so TQDM_DISABLE=1 still works.
+    bar = tqdm(range(first, first + epochs), unit="epoch",
+               **({} if progress else {"disable": True}))
+    for epoch in bar:
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch)           # a resumed run sees the same batch order
+        lr = optimizer.param_groups[0]["lr"]        # the lr this epoch starts with
+        start = time.perf_counter()
+        train_loss, train_acc, lrs = train_one_epoch(
+            model, train_loader, optimizer, loss_fn=loss_fn,
+            batch_scheduler=scheduler if step_per == "batch" else None)
+        if not math.isfinite(train_loss):
+            history.stopped = (f"the training loss became {train_loss} in epoch {epoch + 1} "
+                               f"(lr {lr:.3g}). The lr is probably too high: try a smaller one.")
+            print(f"Training stopped: {history.stopped}")
+            break
+        record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc}
+        if val_loader is not None:
+            record["val_loss"], record["val_acc"] = evaluate(model, val_loader, loss_fn)
+        record["seconds"] = time.perf_counter() - start
+        history.records.append(record)
+        if step_per == "batch":
+            history.batch_lrs.extend(lrs)
+        # The epoch's optimizer steps are done; now the scheduler sets next epoch's lr.
+        if scheduler is not None and step_per == "epoch":
+            if isinstance(scheduler, ReduceLROnPlateau):
+                scheduler.step(record[plateau_metric])
+            else:
+                scheduler.step()
+        bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds")})
+    return history
 
 
 def evaluate(model: nn.Module, loader, loss_fn=None) -> tuple[float, float]:
-    """Mean loss and accuracy over `loader`, in eval mode without gradients. The model's
-    train/eval mode is restored afterwards."""
+    """Mean loss and accuracy over `loader`, in eval mode without gradients (mode restored)."""
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     device, was_training = _model_device(model), model.training
     model.eval()
@@ -124,34 +111,34 @@ def evaluate(model: nn.Module, loader, loss_fn=None) -> tuple[float, float]:
     return total_loss.item() / count, correct.item() / count   # one host sync per evaluation
 
 
-def train_one_epoch(model: nn.Module, loader, optimizer, *, loss_fn=None,
-                    batch_scheduler=None) -> tuple[float, float, list[float]]:
-    """One pass over `loader` in train mode. Returns mean loss, accuracy (measured on the fly)
-    and the lr of every step. `batch_scheduler`, if given, steps after every optimizer step."""
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
-    device = _model_device(model)
-    model.train()
-    # Sums stay on the device: reading them once per epoch avoids a host sync per batch.
-    total_loss = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    count, lrs = 0, []
-    for X, y in loader:
-        X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        logits = model(X)                           # (B, num_classes)
-        loss = loss_fn(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()                            # first the optimizer uses the lr...
-        if batch_scheduler is not None:
-            batch_scheduler.step()                  # ...then the scheduler sets the next one
-        total_loss += loss.detach() * len(y)
-        correct += (logits.argmax(dim=1) == y).sum()
-        count += len(y)
-    if count == 0:
-        raise ValueError("The training loader yielded no batches (is drop_last on with a "
-                         "batch larger than the data?).")
-    return total_loss.item() / count, correct.item() / count, lrs
+def set_seed(seed: int, *, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch (CPU and every GPU), so a run can be repeated.
+    `deterministic=True` restricts cuDNN to deterministic algorithms (slower on a GPU)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)     # also seeds every CUDA device
+    # On a CPU the seed is enough. On a GPU some cuDNN convolution algorithms add up in a varying
+    # order, so two seeded runs drift apart in the last digits and then more; deterministic ones
+    # are often 10-30 % slower for convolutions on a GPU, free on a CPU. False: the default.
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = False      # no timing-based choice between algorithms
+
+
+def get_device() -> torch.device:
+    """The fastest device here: a CUDA GPU, else Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+# Which way each metric improves, for checking a ReduceLROnPlateau's mode against it.
+METRIC_MODES = {"val_loss": "min", "train_loss": "min", "val_acc": "max", "train_acc": "max"}
 
 
 def _check_setup(optimizer, scheduler, step_per, plateau_metric, val_loader) -> None:
@@ -183,47 +170,51 @@ def _check_setup(optimizer, scheduler, step_per, plateau_metric, val_loader) -> 
         raise ValueError(f"plateau_metric={plateau_metric!r} needs a val_loader.")
 
 
-def fit(model: nn.Module, train_loader, val_loader, optimizer, *, epochs: int, scheduler=None,
-        step_per: str = "epoch", plateau_metric: str = "val_loss", loss_fn=None,
-        history: History | None = None, progress: bool = True) -> History:
-    """Train for `epochs` epochs and return the History (pass a History to continue it).
+@dataclass
+class History:
+    """One record per epoch: epoch, lr (used during it), train/val loss and accuracy, seconds.
+    With per-batch stepping, `batch_lrs` holds the lr of every optimizer step."""
 
-    The scheduler steps after the optimizer: once per epoch (`step_per="epoch"`, the default;
-    ReduceLROnPlateau is given `plateau_metric`) or after every batch (`step_per="batch"`,
-    e.g. OneCycleLR). A NaN or infinite training loss stops training with a message; the
-    history so far is returned.
-    """
-    _check_setup(optimizer, scheduler, step_per, plateau_metric, val_loader)
-    history = history if history is not None else History()
-    first = len(history)        # epochs already done, when continuing a history
-    # Only an explicit progress=False overrides tqdm's defaults, so TQDM_DISABLE=1 still works.
-    bar = tqdm(range(first, first + epochs), unit="epoch", **({} if progress else {"disable": True}))
-    for epoch in bar:
-        if hasattr(train_loader, "set_epoch"):
-            train_loader.set_epoch(epoch)           # a resumed run sees the same batch order
-        lr = optimizer.param_groups[0]["lr"]        # the lr this epoch starts with
-        start = time.perf_counter()
-        batch_scheduler = scheduler if step_per == "batch" else None
-        train_loss, train_acc, lrs = train_one_epoch(model, train_loader, optimizer,
-                                                     loss_fn=loss_fn,
-                                                     batch_scheduler=batch_scheduler)
-        if not math.isfinite(train_loss):
-            history.stopped = (f"the training loss became {train_loss} in epoch {epoch + 1} "
-                               f"(lr {lr:.3g}). The lr is probably too high: try a smaller one.")
-            print(f"Training stopped: {history.stopped}")
-            break
-        record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc}
-        if val_loader is not None:
-            record["val_loss"], record["val_acc"] = evaluate(model, val_loader, loss_fn)
-        record["seconds"] = time.perf_counter() - start
-        history.records.append(record)
-        if step_per == "batch":
-            history.batch_lrs.extend(lrs)
-        # The epoch's optimizer steps are done; now the scheduler sets next epoch's lr.
-        if scheduler is not None and step_per == "epoch":
-            if isinstance(scheduler, ReduceLROnPlateau):
-                scheduler.step(record[plateau_metric])
-            else:
-                scheduler.step()
-        bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds")})
-    return history
+    records: list[dict] = field(default_factory=list)
+    batch_lrs: list[float] = field(default_factory=list)
+    stopped: str | None = None      # why training stopped early, if it did
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def column(self, name: str) -> list:
+        """One field across epochs, e.g. history.column("val_acc")."""
+        if self.records and name not in self.records[0]:
+            raise KeyError(f"History has no {name!r}; it has {', '.join(self.records[0])}.")
+        return [record[name] for record in self.records]
+
+    # The columns the notebooks read most: history.val_loss is history.column("val_loss").
+    epochs = property(lambda self: self.column("epoch"))
+    lr = property(lambda self: self.column("lr"))
+    train_loss = property(lambda self: self.column("train_loss"))
+    val_loss = property(lambda self: self.column("val_loss"))
+    val_acc = property(lambda self: self.column("val_acc"))
+
+    def best(self, metric: str = "val_acc") -> dict:
+        """The record of the epoch with the best value of `metric`."""
+        values = self.column(metric)
+        pick = max if METRIC_MODES.get(metric, "max") == "max" else min
+        return self.records[values.index(pick(values))]
+
+    def to_dict(self) -> dict:
+        return asdict(self)     # a deep copy: records, batch_lrs, stopped
+
+    @classmethod
+    def from_dict(cls, state: dict) -> History:
+        return cls([dict(r) for r in state["records"]], list(state["batch_lrs"]),
+                   state.get("stopped"))
+
+    def __str__(self) -> str:
+        if not self.records:
+            return "History(no epochs yet)"
+        names = [name for name in self.records[0] if name != "epoch"]
+        lines = ["epoch  " + "  ".join(f"{name:>10}" for name in names)]
+        for record in self.records:
+            cells = (f"{record[n]:>10.3g}" if n == "lr" else f"{record[n]:>10.4f}" for n in names)
+            lines.append(f"{record['epoch']:>5}  " + "  ".join(cells))
+        return "\n".join(lines + ([f"stopped: {self.stopped}"] if self.stopped else []))

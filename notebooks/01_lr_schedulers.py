@@ -53,9 +53,7 @@ from course_utils import data, models, notebook, plotting, schedulers, training
 device = notebook.report_device()   # a GPU when there is one
 
 # %% tags=["parameters"]
-import os
-
-FAST = os.environ.get("COURSE_FAST") == "1"   # small defaults for tests and quick checks
+FAST = notebook.fast_mode()                   # COURSE_FAST=1: small defaults for tests
 EPOCHS = 3 if FAST else 8                     # epochs of every training run
 TRAIN_SIZE = 2000 if FAST else None           # training images (None: all that remain)
 VAL_SIZE = 1000 if FAST else 5000             # images held out for validation
@@ -86,18 +84,20 @@ plt.show()
 
 # %% [markdown]
 # Every run below starts from the same seed, so all of them start from the same weights and see
-# the batches in the same order: the schedule is the only difference. The network is the
-# LeNet of the regularization chapter this series follows (three convolutions, two max-pools,
-# one linear layer), trained with SGD and
+# the batches in the same order: the schedule is the only difference. (On a GPU, cuDNN may add
+# numbers up in a different order from run to run; `set_seed(..., deterministic=True)` forbids
+# that, at some cost in speed.) The network is the LeNet of the regularization chapter this
+# series follows (three convolutions, two max-pools, one linear layer), trained with SGD and
 # momentum 0.9.
 
 # %%
-def train_run(make_scheduler=None, step_per="epoch", lr=LR):
-    """Train a fresh, seeded LeNet for EPOCHS epochs; return its History."""
-    training.set_seed(SEED)
+def train_with_schedule(scheduler_fn=None, step_per="epoch", lr=LR):
+    """Train a fresh, seeded LeNet for EPOCHS epochs with the scheduler that
+    `scheduler_fn(optimizer)` builds (None: a constant lr); return its History."""
+    training.set_seed(SEED, deterministic=True)     # on a GPU too, only the schedule differs
     model = models.LeNet().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    scheduler = make_scheduler(optimizer) if make_scheduler is not None else None
+    scheduler = scheduler_fn(optimizer) if scheduler_fn is not None else None
     return training.fit(model, train_loader, val_loader, optimizer, epochs=EPOCHS,
                         scheduler=scheduler, step_per=step_per)
 
@@ -109,7 +109,7 @@ def train_run(make_scheduler=None, step_per="epoch", lr=LR):
 
 # %%
 constant_lrs = {"too high (0.2)": 0.2, f"about right ({LR})": LR, "too low (0.002)": 0.002}
-constant_runs = {name: train_run(lr=lr) for name, lr in constant_lrs.items()}
+constant_runs = {name: train_with_schedule(lr=lr) for name, lr in constant_lrs.items()}
 plotting.plot_histories(constant_runs, ("train_loss", "val_loss", "val_acc"),
                         title="The same network with three constant learning rates")
 plt.show()
@@ -149,8 +149,10 @@ scheduler = lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
 assert scheduler.optimizer is optimizer
 
 # %% tags=["nbval-check-output"]
+lrs_by_hand = []
 for epoch in range(1, 7):
     lr_used = optimizer.param_groups[0]["lr"]
+    lrs_by_hand.append(lr_used)
     optimizer.step()        # a real epoch of training with lr_used would happen here
     scheduler.step()        # then the scheduler writes the next lr into the optimizer
     print(f"epoch {epoch}: trained with lr {lr_used:.4f}, "
@@ -228,9 +230,10 @@ print("Instead: scheduler.get_last_lr() ->", scheduler.get_last_lr(), "(the Step
 # %% [markdown]
 # ## 3. Seven schedules, previewed before training
 #
-# `schedulers.lr_trace` runs a scheduler on a throwaway optimizer and returns the learning rate
-# each epoch (or batch) would use. Here is every schedule we are about to train with, at this
-# notebook's budget of `EPOCHS` epochs and `steps_per_epoch` batches per epoch:
+# `schedulers.lr_trace` runs the loop of section 2 for you: it builds a scheduler on a throwaway
+# optimizer and returns the learning rate each epoch (or batch) would use. Here is every schedule
+# we are about to train with, at this notebook's budget of `EPOCHS` epochs and `steps_per_epoch`
+# batches per epoch:
 #
 # | scheduler | rule |
 # | --- | --- |
@@ -267,8 +270,8 @@ SCHEDULES = {   # name: (optimizer -> scheduler, how often it steps)
 example_losses = [1.0 / (1 + min(epoch, EPOCHS // 2)) for epoch in range(EPOCHS)]
 
 previews = {}
-for name, (make, step_per) in SCHEDULES.items():
-    previews[name] = schedulers.lr_trace(make, epochs=EPOCHS, lr=LR, step_per=step_per,
+for name, (scheduler_fn, step_per) in SCHEDULES.items():
+    previews[name] = schedulers.lr_trace(scheduler_fn, epochs=EPOCHS, lr=LR, step_per=step_per,
                                          steps_per_epoch=steps_per_epoch, metrics=example_losses)
 gallery = {name: (torch.arange(len(lrs)) / (len(lrs) / EPOCHS) + 1, lrs)
            for name, lrs in previews.items()}
@@ -278,17 +281,13 @@ plt.show()
 
 # %% [markdown]
 # A preview is exact, not a sketch: it is the same arithmetic as stepping the scheduler by hand.
+# The StepLR of section 2, previewed, gives the lrs that loop printed:
 
 # %%
-optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR)
-step_lr = SCHEDULES["StepLR"][0](optimizer)
-by_hand = []
-for epoch in range(EPOCHS):
-    by_hand.append(optimizer.param_groups[0]["lr"])
-    optimizer.step()
-    step_lr.step()
-assert by_hand == previews["StepLR"]
-print("StepLR by hand:", [f"{lr:.6g}" for lr in by_hand])
+preview = schedulers.lr_trace(lambda opt: lr_scheduler.StepLR(opt, step_size=2, gamma=0.5),
+                              epochs=6, lr=0.1)
+assert preview == lrs_by_hand
+print("StepLR previewed:", [f"{lr:.6g}" for lr in preview])
 one_cycle = previews["OneCycleLR"]      # one lr per batch
 assert math.isclose(one_cycle[0], LR / 25)
 assert max(one_cycle) <= LR and math.isclose(max(one_cycle), LR, rel_tol=1e-3)  # between batches
@@ -312,7 +311,8 @@ for cycle_momentum, expected in ((True, {0.85, 0.95}), (False, {0.9})):
 # above), or the lr rises again at the end of training.
 
 # %% tags=["nbval-check-output"]
-cosine = schedulers.lr_trace("cosine", epochs=21, lr=0.1, T_max=10)
+cosine = schedulers.lr_trace(lambda opt: lr_scheduler.CosineAnnealingLR(opt, T_max=10),
+                             epochs=21, lr=0.1)
 for epoch in (1, 6, 11, 16, 21):
     print(f"epoch {epoch:2d}: lr {cosine[epoch - 1]:.4f}")
 
@@ -330,8 +330,8 @@ assert cosine[20] == max(cosine[10:]) and math.isclose(cosine[20], 0.1, rel_tol=
 
 # %%
 histories = {"constant": constant_runs[f"about right ({LR})"]}
-for name, (make, step_per) in SCHEDULES.items():
-    histories[name] = train_run(make, step_per)
+for name, (scheduler_fn, step_per) in SCHEDULES.items():
+    histories[name] = train_with_schedule(scheduler_fn, step_per)
 
 # %%
 plotting.plot_histories(histories, ("val_loss", "val_acc", "lr"),
@@ -344,10 +344,10 @@ plt.show()
 # so we replay them.
 
 # %%
-for name, (make, step_per) in SCHEDULES.items():
+for name, (scheduler_fn, step_per) in SCHEDULES.items():
     history = histories[name]
     if name == "ReduceLROnPlateau":
-        expected = schedulers.lr_trace(make, epochs=EPOCHS, lr=LR, metrics=history.val_loss)
+        expected = schedulers.lr_trace(scheduler_fn, epochs=EPOCHS, lr=LR, metrics=history.val_loss)
         assert history.lr == expected, name
     elif step_per == "batch":
         assert history.batch_lrs == previews[name], name
@@ -395,8 +395,8 @@ notebook.record("final_val_acc", {name: round(h.val_acc[-1], 4) for name, h in h
 
 # %%
 answer_1 = None
-notebook.check_answer(answer_1, schedulers.lr_trace("step", epochs=7, lr=0.1, step_size=3,
-                                                    gamma=0.5)[6])
+notebook.check_answer(answer_1, schedulers.lr_trace(
+    lambda opt: lr_scheduler.StepLR(opt, step_size=3, gamma=0.5), epochs=7, lr=0.1)[6])
 
 # %% [markdown]
 # **2.** With the wrong order (scheduler first), `ExponentialLR(gamma=0.5)` from lr 0.1: which
@@ -412,13 +412,14 @@ notebook.check_answer(answer_2, lrs_used(scheduler_first=True)[0][0])
 
 # %%
 answer_3 = None
-trace = schedulers.lr_trace("cosine", epochs=20, lr=0.1, T_max=5)
+trace = schedulers.lr_trace(lambda opt: lr_scheduler.CosineAnnealingLR(opt, T_max=5),
+                            epochs=20, lr=0.1)
 notebook.check_answer(answer_3, next(epoch for epoch, lr in enumerate(trace, start=1)
                                      if epoch > 1 and math.isclose(lr, 0.1, rel_tol=1e-9)))
 
 # %% [markdown]
-# **4.** (Open.) Train with `ExponentialLR(gamma=0.95)` and `gamma=0.5` using `train_run`. Which
-# one stops learning early, and why? Notebook 02 takes this apart.
+# **4.** (Open.) Train with `ExponentialLR(gamma=0.95)` and `gamma=0.5` using
+# `train_with_schedule`. Which one stops learning early, and why? Notebook 02 takes this apart.
 #
 # ## References
 #

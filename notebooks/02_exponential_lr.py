@@ -58,9 +58,7 @@ from course_utils.widgets import exponential
 device = notebook.report_device()   # a GPU when there is one
 
 # %% tags=["parameters"]
-import os
-
-FAST = os.environ.get("COURSE_FAST") == "1"   # small defaults for tests and quick checks
+FAST = notebook.fast_mode()                   # COURSE_FAST=1: small defaults for tests
 EPOCHS = 3 if FAST else 10                    # epochs of every training run (at least 2)
 TRAIN_SIZE = 2000 if FAST else None           # training images (None: all 55,000 that remain)
 VAL_SIZE = 1000 if FAST else 5000             # images held out for validation
@@ -121,16 +119,9 @@ print(f"chained: {chained!r}   closed form: {closed!r}   equal: {chained == clos
 
 
 # %%
-def torch_lrs(lr0, gamma, steps):
-    """get_last_lr() after 0, 1, ..., steps calls of a fresh ExponentialLR's step()."""
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr0)
-    scheduler = lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
-    lrs = [scheduler.get_last_lr()[0]]
-    for _ in range(steps):
-        optimizer.step()
-        scheduler.step()
-        lrs.append(scheduler.get_last_lr()[0])
-    return lrs
+def exponential_fn(gamma):
+    """A scheduler_fn for lr_trace: builds ExponentialLR(gamma) on the optimizer it is given."""
+    return lambda optimizer: lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
 
 
 EPS = sys.float_info.epsilon
@@ -140,7 +131,9 @@ MAX_STEPS = 200
 checks, worst = 0, 0.0     # worst: the largest error seen, in units of n * eps
 for lr0 in LR0_GRID:
     for gamma in GAMMA_GRID:
-        for n, lr in enumerate(torch_lrs(lr0, gamma, MAX_STEPS)):
+        # The lr after n = 0, 1, ..., MAX_STEPS calls of a real ExponentialLR's step().
+        measured = schedulers.lr_trace(exponential_fn(gamma), epochs=MAX_STEPS + 1, lr=lr0)
+        for n, lr in enumerate(measured):
             expected = schedulers.exponential_lr(lr0, gamma, n)
             assert math.isclose(lr, expected, rel_tol=(n + 2) * EPS, abs_tol=0), (lr0, gamma, n)
             checks += 1
@@ -184,14 +177,15 @@ for gamma in (0.99, 0.95, 0.9, 0.8, 0.7, 0.5):
 # %%
 for gamma in (0.99, 0.95, 0.9, 0.8, 0.7, 0.5):
     h = schedulers.half_life(gamma)
-    lrs = torch_lrs(1.0, gamma, math.ceil(h) + 1)
+    lrs = schedulers.lr_trace(exponential_fn(gamma), epochs=math.ceil(h) + 2, lr=1.0)
     # Halved between step floor(h) and step ceil(h), as measured in torch:
     assert lrs[math.floor(h)] >= 0.5 >= lrs[math.ceil(h)], gamma
     too_long = math.log(2) / (1 - gamma) / h - 1                       # the rule of thumb
     assert 0 < too_long < 1 - gamma
     if gamma >= 0.9:
         assert abs(too_long - (1 - gamma) / 2) < (1 - gamma) ** 2 / 2
-    assert sum(torch_lrs(1.0, gamma, 2000)) <= 1 / (1 - gamma) * (1 + 1e-9)   # the lr budget
+    budget = sum(schedulers.lr_trace(exponential_fn(gamma), epochs=2001, lr=1.0))
+    assert budget <= 1 / (1 - gamma) * (1 + 1e-9)                           # the lr budget
 print("half-lives, rule of thumb and lr budgets confirmed")
 
 # %% [markdown]
@@ -207,8 +201,8 @@ print("half-lives, rule of thumb and lr budgets confirmed")
 E, start, target = 20, 0.05, 0.0005
 gamma_right = schedulers.gamma_for_target(start, target, E - 1)
 gamma_late = schedulers.gamma_for_target(start, target, E)
-lrs_right = schedulers.lr_trace("exponential", epochs=E, lr=start, gamma=gamma_right)
-lrs_late = schedulers.lr_trace("exponential", epochs=E, lr=start, gamma=gamma_late)
+lrs_right = schedulers.lr_trace(exponential_fn(gamma_right), epochs=E, lr=start)
+lrs_late = schedulers.lr_trace(exponential_fn(gamma_late), epochs=E, lr=start)
 assert math.isclose(lrs_right[-1], target, rel_tol=(E + 2) * EPS)
 assert lrs_late[-1] > target * 1.2
 
@@ -231,9 +225,9 @@ print(f"with N = {E} instead: gamma = {gamma_late:.6f}, lr of epoch {E}: {lrs_la
 # %%
 S, gamma = 100, 0.9
 view = exponential.exponential_view(LR, gamma, 10, per_batch=True, steps_per_epoch=S)
-per_batch = schedulers.lr_trace("exponential", epochs=10, lr=LR, steps_per_epoch=S,
-                                step_per="batch", gamma=schedulers.per_batch_gamma(gamma, S))
-per_epoch = schedulers.lr_trace("exponential", epochs=10, lr=LR, gamma=gamma)
+per_batch = schedulers.lr_trace(exponential_fn(schedulers.per_batch_gamma(gamma, S)), epochs=10,
+                                lr=LR, steps_per_epoch=S, step_per="batch")
+per_epoch = schedulers.lr_trace(exponential_fn(gamma), epochs=10, lr=LR)
 for k in range(10):      # epoch k + 1 starts after k * S batch steps and k epoch steps
     assert math.isclose(per_batch[k * S], per_epoch[k], rel_tol=(k * S + 2) * EPS)
     assert math.isclose(view.lrs[k * S], per_batch[k * S], rel_tol=(k * S + 2) * EPS)
@@ -260,8 +254,10 @@ for k in (0, 1, 5, 9):
 
 # %%
 for gamma in (0.5, 0.9, 0.99):
-    exponential_trace = schedulers.lr_trace("exponential", epochs=300, lr=0.05, gamma=gamma)
-    step_trace = schedulers.lr_trace("step", epochs=300, lr=0.05, step_size=1, gamma=gamma)
+    exponential_trace = schedulers.lr_trace(exponential_fn(gamma), epochs=300, lr=0.05)
+    step_trace = schedulers.lr_trace(
+        lambda optimizer: lr_scheduler.StepLR(optimizer, step_size=1, gamma=gamma),
+        epochs=300, lr=0.05)
     assert exponential_trace == step_trace, gamma
 print("ExponentialLR(gamma) and StepLR(step_size=1, gamma): identical over 300 steps")
 
@@ -398,7 +394,7 @@ print(f"second scheduler, then step(4): lr = {after_second:.6f}   "
 # run it in Jupyter or Colab.)
 
 # %% tags=["nbval-ignore-output"]
-exponential.exponential_explorer(lr0=LR, gamma=0.9, epochs=30)
+exponential.exponential_explorer(lr=LR, gamma=0.9, epochs=30)
 
 # %% [markdown]
 # The explorer draws `exponential.exponential_view(...)`, a plain function that computes
@@ -440,8 +436,8 @@ assert EPOCHS >= 2, "the gamma that reaches a target needs at least one schedule
 ENDINGS = {"no decay": 1.0, "slow": 0.5, "moderate": 0.05, "too fast": 1e-4}
 gammas = {name: schedulers.gamma_for_target(LR, LR * fraction, EPOCHS - 1)
           for name, fraction in ENDINGS.items()}
-previews = {f"{name}: gamma = {gamma:.3f}": schedulers.lr_trace("exponential", epochs=EPOCHS,
-                                                                lr=LR, gamma=gamma)
+previews = {f"{name}: gamma = {gamma:.3f}": schedulers.lr_trace(exponential_fn(gamma),
+                                                                epochs=EPOCHS, lr=LR)
             for name, gamma in gammas.items()}
 plotting.plot_schedules(previews, title=f"The lr of each epoch, {EPOCHS} epochs from lr0 = {LR}")
 plt.show()
@@ -453,12 +449,12 @@ plt.show()
 # epoch (the length of the change of the whole parameter vector): a small lr means small steps.
 
 # %%
-def train_run(gamma):
-    """Train a fresh, seeded LeNet with ExponentialLR(gamma) for EPOCHS epochs.
+def train_with_gamma(gamma, lr=LR):
+    """Train a fresh, seeded LeNet with ExponentialLR(gamma) from `lr` for EPOCHS epochs.
     Returns the History and the distance the weights moved in each epoch."""
-    training.set_seed(SEED)
+    training.set_seed(SEED, deterministic=True)     # on a GPU too, only gamma differs
     model = models.LeNet().to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     scheduler = lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
     history, travel = training.History(), []
     for epoch in range(EPOCHS):
@@ -473,7 +469,7 @@ def train_run(gamma):
 
 histories, travels = {}, {}
 for name, gamma in gammas.items():
-    histories[name], travels[name] = train_run(gamma)
+    histories[name], travels[name] = train_with_gamma(gamma)
     print(f"{name:>9} (gamma = {gamma:.4f}): final validation accuracy "
           f"{histories[name].val_acc[-1]:.2%}")
 
@@ -681,8 +677,7 @@ print(f"the smoothed curve lags about {SMOOTHING / (1 - SMOOTHING):.0f} batches 
 
 # %%
 answer_1 = None
-notebook.check_answer(answer_1, schedulers.lr_trace("exponential", epochs=6, lr=0.1,
-                                                    gamma=0.8)[5])
+notebook.check_answer(answer_1, schedulers.lr_trace(exponential_fn(0.8), epochs=6, lr=0.1)[5])
 
 # %% [markdown]
 # **2.** Which γ halves the lr every 4 epochs exactly?
@@ -717,7 +712,8 @@ notebook.check_answer(answer_4, optimizer.param_groups[0]["lr"])
 # %% [markdown]
 # **5.** (Open.) Run the range test again with `SEED = 1`, then with `BATCH_SIZE = 256` (set them
 # in the parameters cell and run all cells). How much does the suggested lr₀ move? Then train
-# with `train_run` from your suggestion and compare with the runs of section 5.
+# with `train_with_gamma(gamma, lr=...)` from your suggestion and compare with the runs of
+# section 5.
 #
 # ## References
 #

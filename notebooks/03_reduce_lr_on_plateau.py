@@ -57,15 +57,13 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler
 
-from course_utils import checkpoint, data, models, notebook, plateau, plotting, training
-from course_utils.widgets import plateau as simulator
+from course_utils import checkpoint, data, models, notebook, plateau_replay, plotting, training
+from course_utils.widgets import plateau_simulator
 
 device = notebook.report_device()   # a GPU when there is one
 
 # %% tags=["parameters"]
-import os
-
-FAST = os.environ.get("COURSE_FAST") == "1"   # small defaults for tests and quick checks
+FAST = notebook.fast_mode()                   # COURSE_FAST=1: small defaults for tests
 EPOCHS = 3 if FAST else 12                    # epochs of each LeNet run (sections 9 and 12)
 TRAIN_SIZE = 1000 if FAST else None           # LeNet training images (None: all 55,000)
 VAL_SIZE = 500 if FAST else 5000              # images held out for validation
@@ -113,10 +111,10 @@ def torch_states(metrics, *, lr=0.1, **kwargs):
 
 def show_steps(metrics, **kwargs):
     """Replay `metrics`, assert every step equals torch's, print the table; return the trace."""
-    trace = simulator.plateau_trace(metrics, **kwargs)
-    replayed = [(s.best, s.num_bad_epochs, s.cooldown_counter, s.lrs_after) for s in trace.steps]
+    trace = plateau_replay.replay_plateau(metrics, **kwargs)
+    replayed = [(s.best, s.num_bad_epochs, s.cooldown_counter, s.lrs_after) for s in trace]
     assert replayed == torch_states(metrics, **kwargs), "the replay and torch disagree"
-    print(simulator.format_steps(trace))
+    print(plateau_replay.format_steps(trace))
     return trace
 
 
@@ -134,17 +132,18 @@ oscillating = show_steps([1.00, 0.70, 0.75, 0.72, 0.76, 0.71, 0.74, 0.69], patie
                          factor=0.5)
 
 # %%
-went_down = [s.epoch for s in oscillating.steps[1:] if s.metric < oscillating.metric[s.epoch - 2]]
+went_down = [s.epoch for s in oscillating[1:] if s.metric < oscillating[s.epoch - 2].metric]
 assert went_down == [2, 4, 6, 8]                    # lower than the epoch before...
-assert [s.improved for s in oscillating.steps] == [True, True, False, False, False, False,
-                                                   False, True]   # ...but better only in 1, 2, 8
+assert [s.improved for s in oscillating] == [True, True, False, False, False, False,
+                                             False, True]   # ...but better only in 1, 2, 8
 assert oscillating.reductions == [6]                # the 4th bad epoch in a row: 4 > patience
 print("went down from the previous epoch in epochs", went_down,
       "| reduced at the end of epoch", oscillating.reductions)
 
 # %%
-simulator.draw_plateau(oscillating, metric_label="validation loss",
-                       title="Oscillating is not improving: epochs 3-7 never beat the best (0.70)")
+plateau_replay.draw_plateau(oscillating, metric_label="validation loss",
+                            title="Oscillating is not improving: epochs 3-7 never beat the best "
+                                  "(0.70)")
 plt.show()
 
 # %% [markdown]
@@ -180,7 +179,7 @@ flat = show_steps([1.0] * 8, patience=2)
 
 # %%
 assert flat.reductions == [4, 7]                    # 3 bad epochs in a row each time
-assert flat.lr_used[3] == 0.1 and flat.lr_used[4] == flat.steps[3].lr_after < 0.1
+assert flat.lr_used[3] == 0.1 and flat.lr_used[4] == flat[3].lr_after < 0.1
 print("reduced in the step of epoch 4; epoch 5 is the first to train with lr",
       f"{flat.lr_used[4]:.6g}")
 
@@ -202,11 +201,11 @@ print("reduced in the step of epoch 4; epoch 5 is the first to train with lr",
 # %% tags=["nbval-check-output"]
 print("patience  reduced at the end of epoch  first epoch with the new lr")
 for patience in range(7):
-    trace = simulator.plateau_trace([1.0] * 12, patience=patience)
+    trace = plateau_replay.replay_plateau([1.0] * 12, patience=patience)
     first = trace.reductions[0]
     assert first == patience + 2 and trace.lr_used[first] < trace.lr_used[first - 1]
-    assert [s.lrs_after for s in trace.steps] == [s[3] for s in torch_states([1.0] * 12,
-                                                                              patience=patience)]
+    assert [s.lrs_after for s in trace] == [s[3] for s in torch_states([1.0] * 12,
+                                                                        patience=patience)]
     print(f"{patience:>8}  {first:>28}  {first + 1:>27}")
 
 # %% [markdown]
@@ -218,10 +217,10 @@ realistic = show_steps([1.00, 0.80, 0.70, 0.71, 0.72, 0.73, 0.69, 0.70, 0.70, 0.
                        patience=2, factor=0.5)
 
 # %%
-assert realistic.reductions == [6, 10] and realistic.counted[6] == 0
-simulator.draw_plateau(realistic, metric_label="validation loss",
-                       title="patience=2: three bad epochs in a row (4, 5, 6), a reduction after "
-                             "the 3rd; and again after epochs 8, 9, 10")
+assert realistic.reductions == [6, 10] and realistic[6].counted == 0
+plateau_replay.draw_plateau(realistic, metric_label="validation loss",
+                            title="patience=2: three bad epochs in a row (4, 5, 6), a reduction "
+                                  "after the 3rd; and again after epochs 8, 9, 10")
 plt.show()
 
 # %% [markdown]
@@ -251,8 +250,8 @@ checked = 0
 for (mode, threshold_mode), formula in FORMULAS.items():
     for best in (-2.0, -0.3, 0.3, 2.0):
         for t in (1e-4, 0.01, 0.1):
-            bound = plateau.improvement_bound(best, mode=mode, threshold=t,
-                                              threshold_mode=threshold_mode)
+            bound = plateau_replay.improvement_bound(best, mode=mode, threshold=t,
+                                                     threshold_mode=threshold_mode)
             for a in (bound - 1e-3, math.nextafter(bound, -math.inf), bound,
                       math.nextafter(bound, math.inf), bound + 1e-3, best):
                 # torch's verdict: a bad epoch was counted, or not, after the baseline `best`
@@ -270,7 +269,7 @@ print(f"{checked} cases: torch's verdict equals the formula in every one")
 
 # %% tags=["nbval-check-output"]
 tiny = show_steps([1.0, 0.99995, 1.0, 0.99989], patience=5)
-assert [s.improved for s in tiny.steps] == [True, False, False, True]
+assert [s.improved for s in tiny] == [True, False, False, True]
 
 # %% [markdown]
 # ### `rel` and `abs` can give opposite verdicts on the same curve
@@ -290,21 +289,22 @@ print("\nthreshold_mode='abs'")
 absolute = show_steps(slow_descent, threshold=0.01, threshold_mode="abs", patience=2)
 
 # %%
-assert relative.reductions == [] and all(s.improved for s in relative.steps)
-assert absolute.reductions == [4, 8] and [s.epoch for s in absolute.steps if s.improved] == [1, 5,
-                                                                                             9]
+assert relative.reductions == [] and all(s.improved for s in relative)
+assert absolute.reductions == [4, 8] and [s.epoch for s in absolute if s.improved] == [1, 5, 9]
 
 
 def draw_side_by_side(traces: dict, metric_label: str, title: str):
     """The metric with each trace's threshold band (left) and each trace's lr (right)."""
     fig, (ax_metric, ax_lr) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
     first = next(iter(traces.values()))
-    ax_metric.plot(first.epochs, first.metric, marker="o", color="black", label=metric_label)
+    ax_metric.plot([s.epoch for s in first], [s.metric for s in first], marker="o", color="black",
+                   label=metric_label)
     for index, (name, trace) in enumerate(traces.items()):
-        best_before = [math.nan] + trace.best[:-1]
-        ax_metric.fill_between(trace.epochs, trace.bound, best_before, step="mid", alpha=0.25,
-                               color=plotting.style(index)["color"], label=f"{name}: band")
-        ax_lr.plot(trace.epochs, trace.lr_used, drawstyle="steps-mid", marker=".", label=name,
+        epochs, best_before = [s.epoch for s in trace], [math.nan] + [s.best for s in trace[:-1]]
+        ax_metric.fill_between(epochs, [s.bound for s in trace], best_before, step="mid",
+                               alpha=0.25, color=plotting.style(index)["color"],
+                               label=f"{name}: band")
+        ax_lr.plot(epochs, trace.lr_used, drawstyle="steps-mid", marker=".", label=name,
                    **plotting.style(index))
     ax_metric.set_xlabel("epoch")
     ax_metric.set_ylabel(metric_label)
@@ -347,18 +347,18 @@ no_trap = show_steps(getting_worse, threshold=0.1, threshold_mode="abs", patienc
 
 # %%
 assert all(later > earlier for earlier, later in itertools.pairwise(getting_worse))
-assert all(s.improved for s in trap.steps) and trap.reductions == []
+assert all(s.improved for s in trap) and trap.reductions == []
 assert no_trap.reductions == [3, 5]
 # Worse by more than t · |best| in a step, and the trap no longer holds: -1.0 -> -0.8 is bad.
-assert simulator.plateau_trace([-1.0, -0.8, -0.6, -0.4], threshold=0.1,
-                               patience=1).reductions == [3]
+assert plateau_replay.replay_plateau([-1.0, -0.8, -0.6, -0.4], threshold=0.1,
+                                     patience=1).reductions == [3]
 # A flat metric with the default threshold: negative, every tie is "better"; positive, none is.
-flat_negative = simulator.plateau_trace([-1.0] * 6, patience=1)
-flat_positive = simulator.plateau_trace([1.0] * 6, patience=1)
-assert all(s.improved for s in flat_negative.steps) and flat_negative.reductions == []
+flat_negative = plateau_replay.replay_plateau([-1.0] * 6, patience=1)
+flat_positive = plateau_replay.replay_plateau([1.0] * 6, patience=1)
+assert all(s.improved for s in flat_negative) and flat_negative.reductions == []
 assert flat_positive.reductions == [3, 5]
 # The same trap with mode="max": best -1.0, bound -1.0 * 1.1 = -1.1, so -1.05 (worse) is "better".
-assert plateau.is_improvement(-1.05, -1.0, mode="max", threshold=0.1, threshold_mode="rel")
+assert plateau_replay.is_improvement(-1.05, -1.0, mode="max", threshold=0.1, threshold_mode="rel")
 draw_side_by_side({"rel, t=0.1": trap, "abs, t=0.1": no_trap}, "a negative loss",
                   "Getting worse every epoch: 'rel' calls each value a new best")
 plt.show()
@@ -378,10 +378,10 @@ cooled = show_steps([1.0] * 12, patience=2, cooldown=2, factor=0.5)
 patience, cooldown = 2, 2
 first = cooled.reductions[0]
 assert cooled.reductions == [first, first + cooldown + patience + 1] == [4, 9]
-assert cooled.in_cooldown[4:6] == [True, True] and cooled.counted[4:6] == [0, 0]
-simulator.draw_plateau(cooled, metric_label="validation loss",
-                       title="cooldown=2: epochs 5 and 6 are not counted; the next reduction "
-                             "comes at 4 + 2 + 2 + 1 = 9")
+assert [(s.in_cooldown, s.counted) for s in cooled[4:6]] == [(True, 0), (True, 0)]
+plateau_replay.draw_plateau(cooled, metric_label="validation loss",
+                            title="cooldown=2: epochs 5 and 6 are not counted; the next "
+                                  "reduction comes at 4 + 2 + 2 + 1 = 9")
 plt.show()
 
 # %% [markdown]
@@ -397,7 +397,7 @@ plt.show()
 
 # %% tags=["nbval-check-output"]
 halving = show_steps([1.0, 1.0, 1.0, 0.9, 1.0], patience=0, factor=0.5)
-assert [s.lr_after for s in halving.steps] == [0.1, 0.05, 0.025, 0.025, 0.0125]
+assert [s.lr_after for s in halving] == [0.1, 0.05, 0.025, 0.025, 0.0125]
 
 # %% [markdown]
 # `factor` must be below 1:
@@ -414,10 +414,10 @@ else:
 factors = (0.1, 0.3, 0.5, 0.8)
 fig, ax = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
 for index, factor in enumerate(factors):
-    trace = simulator.plateau_trace([1.0] * 20, patience=2, factor=factor)
+    trace = plateau_replay.replay_plateau([1.0] * 20, patience=2, factor=factor)
     for k, epoch in enumerate(trace.reductions, start=1):     # closed form, rel. tolerance 1e-12
-        assert math.isclose(trace.steps[epoch - 1].lr_after, 0.1 * factor**k, rel_tol=1e-12)
-    ax.plot(trace.epochs, trace.lr_used, drawstyle="steps-mid", marker=".",
+        assert math.isclose(trace[epoch - 1].lr_after, 0.1 * factor**k, rel_tol=1e-12)
+    ax.plot([s.epoch for s in trace], trace.lr_used, drawstyle="steps-mid", marker=".",
             label=f"factor={factor}", **plotting.style(index))
 ax.set_yscale("log")
 ax.set_xlabel("epoch")
@@ -453,10 +453,10 @@ assert floored.skipped == [4, 5, 6]          # still "due", but nothing left to 
 two_groups = show_steps([1.0] * 4, lr=[0.1, 0.01], patience=0, min_lr=[0.005, 0.0])
 
 # %%
-assert two_groups.steps[-1].lrs_after[0] == 0.005       # group 0 stops at its floor
-assert math.isclose(two_groups.steps[-1].lrs_after[1], 0.01 * 0.1**3, rel_tol=1e-12)
-simulator.draw_plateau(two_groups, title="min_lr=[0.005, 0.0]: group 0 stops at 0.005, "
-                                         "group 1 goes on down")
+assert two_groups[-1].lrs_after[0] == 0.005       # group 0 stops at its floor
+assert math.isclose(two_groups[-1].lrs_after[1], 0.01 * 0.1**3, rel_tol=1e-12)
+plateau_replay.draw_plateau(two_groups, title="min_lr=[0.005, 0.0]: group 0 stops at 0.005, "
+                                              "group 1 goes on down")
 plt.show()
 try:
     lr_scheduler.ReduceLROnPlateau(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1),
@@ -484,7 +484,7 @@ assert skipped.reductions == [] and skipped.skipped == [2, 3, 4]
 # %% tags=["nbval-check-output"]
 skipped_cooling = show_steps([1.0] * 8, patience=0, factor=0.5, eps=0.06, cooldown=2)
 assert skipped_cooling.reductions == [] and skipped_cooling.skipped == [2, 5, 8]
-assert [s.cooldown_counter for s in skipped_cooling.steps] == [0, 2, 1, 0, 2, 1, 0, 2]
+assert [s.cooldown_counter for s in skipped_cooling] == [0, 2, 1, 0, 2, 1, 0, 2]
 
 # %% [markdown]
 # With the default `eps=1e-8` and `min_lr=0`, `eps` is what finally stops the lr: a step from
@@ -492,17 +492,17 @@ assert [s.cooldown_counter for s in skipped_cooling.steps] == [0, 2, 1, 0, 2, 1,
 # after 7 reductions, at lr ≈ 1e-8:
 
 # %% tags=["nbval-check-output"]
-collapse = simulator.plateau_trace([1.0] * 12, patience=0)
-assert [s.lrs_after for s in collapse.steps] == [s[3] for s in torch_states([1.0] * 12,
-                                                                            patience=0)]
+collapse = plateau_replay.replay_plateau([1.0] * 12, patience=0)
+assert [s.lrs_after for s in collapse] == [s[3] for s in torch_states([1.0] * 12,
+                                                                      patience=0)]
 print("reductions at the end of epochs", collapse.reductions)
-print(f"lowest lr: {collapse.steps[-1].lr_after:.6g}; further reductions skipped in epochs",
+print(f"lowest lr: {collapse[-1].lr_after:.6g}; further reductions skipped in epochs",
       collapse.skipped)
 
 # %%
-assert len(collapse.reductions) == 7 and collapse.steps[-1].lr_after * (1 - 0.1) <= 1e-8
-simulator.draw_plateau(collapse, title="min_lr=0, eps=1e-8: seven cuts by 10, then eps "
-                                       "stops them at lr = 1e-8")
+assert len(collapse.reductions) == 7 and collapse[-1].lr_after * (1 - 0.1) <= 1e-8
+plateau_replay.draw_plateau(collapse, title="min_lr=0, eps=1e-8: seven cuts by 10, then eps "
+                                            "stops them at lr = 1e-8")
 plt.show()
 
 # %% [markdown]
@@ -525,9 +525,9 @@ in_min_mode = show_steps(rising, mode="min", patience=1, factor=0.5)
 
 # %%
 assert in_max_mode.reductions == [4]
-assert in_min_mode.reductions == [3, 5] and not any(s.improved for s in in_min_mode.steps[1:])
-draw_side_by_side({'mode="max"': simulator.plateau_trace(rising, mode="max", patience=1,
-                                                         factor=0.5),
+assert in_min_mode.reductions == [3, 5] and not any(s.improved for s in in_min_mode[1:])
+draw_side_by_side({'mode="max"': plateau_replay.replay_plateau(rising, mode="max", patience=1,
+                                                               factor=0.5),
                    'mode="min"': in_min_mode}, "validation accuracy",
                   "A rising accuracy: mode='max' keeps the lr, mode='min' cuts it twice")
 plt.show()
@@ -557,16 +557,16 @@ checkpoint_folder = tempfile.TemporaryDirectory(prefix="plateau-checkpoints-")
 checkpoint_dir = Path(checkpoint_folder.name)
 
 
-def make_plateau(optimizer):
+def plateau_fn(optimizer):
     return lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=2)
 
 
-def new_run(make_scheduler=None):
-    """A fresh, seeded LeNet with its SGD optimizer (and scheduler)."""
+def new_run(scheduler_fn=None):
+    """A fresh, seeded LeNet with its SGD optimizer (and the scheduler `scheduler_fn` builds)."""
     training.set_seed(SEED)
     model = models.LeNet().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
-    scheduler = make_scheduler(optimizer) if make_scheduler is not None else None
+    scheduler = scheduler_fn(optimizer) if scheduler_fn is not None else None
     return model, optimizer, scheduler
 
 
@@ -603,7 +603,7 @@ else:
 print("constant lr")
 constant = train_epochs(*new_run(), training.History(), EPOCHS)
 print("ReduceLROnPlateau on the validation loss")
-plateau_model, plateau_optimizer, plateau_scheduler = new_run(make_plateau)
+plateau_model, plateau_optimizer, plateau_scheduler = new_run(plateau_fn)
 on_plateau = train_epochs(plateau_model, plateau_optimizer, plateau_scheduler,
                           training.History(), EPOCHS, save_to=checkpoint_dir)
 
@@ -622,7 +622,7 @@ plt.show()
 # of steps, so on a GPU the cell only prints how far the two runs drift apart.)
 
 # %%
-replayed = simulator.plateau_trace(on_plateau.val_loss, lr=LR, factor=0.1, patience=2)
+replayed = plateau_replay.replay_plateau(on_plateau.val_loss, lr=LR, factor=0.1, patience=2)
 assert on_plateau.lr == replayed.lr_used
 assert constant.lr == [LR] * EPOCHS
 first_reduced = next((e + 1 for e in replayed.reductions), EPOCHS + 1)   # first epoch at a new lr
@@ -635,8 +635,8 @@ else:
                 default=0.0)
     print(f"{device.type}: the two runs differ by up to {drift:.1e} (relative) before the "
           "first reduction")
-print(simulator.format_steps(replayed))
-print(simulator.describe(replayed))
+print(plateau_replay.format_steps(replayed))
+print(plateau_replay.describe(replayed))
 if EPOCHS < 4:
     assert not replayed.reductions
 if not replayed.reductions:
@@ -670,9 +670,9 @@ notebook.record("lenet_constant_vs_plateau", summary)
 # the scheduler have decided on this curve", not "what would training have done".
 
 # %% tags=["nbval-ignore-output"]
-simulator.plateau_explorer({"LeNet, constant lr: validation loss": constant.val_loss,
-                            "LeNet, constant lr: validation accuracy": constant.val_acc,
-                            "LeNet, plateau run: validation loss": on_plateau.val_loss})
+plateau_simulator.plateau_explorer({"LeNet, constant lr: validation loss": constant.val_loss,
+                                    "LeNet, constant lr: validation accuracy": constant.val_acc,
+                                    "LeNet, plateau run: validation loss": on_plateau.val_loss})
 
 # %% [markdown]
 # Things to try: with the "overfitting" curve, how do `patience` and `cooldown` move the
@@ -887,7 +887,7 @@ assert len(cuts) >= 2
 if len(batch_lrs) >= 500:
     assert batch_lrs[-1] < 1.2e-8 and len(cuts) == 7       # 0.1 -> 1e-8, then eps stops it
 # Stepped once per epoch, the same scheduler needs the baseline plus 6 bad epochs: 7 epochs.
-assert simulator.plateau_trace([1.0] * 10, patience=5).reductions[0] == 7
+assert plateau_replay.replay_plateau([1.0] * 10, patience=5).reductions[0] == 7
 notebook.record("per_batch_reductions_in_epoch_1", len(cuts))
 
 # %%
@@ -911,17 +911,17 @@ plt.show()
 # `patience=5` scheduler would reduce on each (replayed on the recorded curves).
 
 # %%
-train_trace = simulator.plateau_trace(reference.train_loss, factor=0.1, patience=5, lr=0.001)
-val_trace = simulator.plateau_trace(reference.val_loss, factor=0.1, patience=5, lr=0.001)
+train_trace = plateau_replay.replay_plateau(reference.train_loss, factor=0.1, patience=5, lr=0.001)
+val_trace = plateau_replay.replay_plateau(reference.val_loss, factor=0.1, patience=5, lr=0.001)
 print("epoch  training loss  better?  validation loss  better?")
-for t, v in zip(train_trace.steps, val_trace.steps):
+for t, v in zip(train_trace, val_trace):
     print(f"{t.epoch:>5}  {t.metric:>13.4f}  {'yes' if t.improved else 'no':>7}  "
           f"{v.metric:>15.4f}  {'yes' if v.improved else 'no':>7}")
-disagree = [t.epoch for t, v in zip(train_trace.steps, val_trace.steps)
+disagree = [t.epoch for t, v in zip(train_trace, val_trace)
             if t.improved and not v.improved]
 print("epochs the training loss calls better but the validation loss does not:", disagree)
-print("on the training loss:", simulator.describe(train_trace))
-print("on the validation loss:", simulator.describe(val_trace))
+print("on the training loss:", plateau_replay.describe(train_trace))
+print("on the validation loss:", plateau_replay.describe(val_trace))
 
 # %% [markdown]
 # Every epoch the table marks "yes / no" is one where a scheduler on the training loss sees
@@ -1017,7 +1017,7 @@ resume_epoch = EPOCHS // 2 + 1
 path = checkpoint_dir / f"epoch_{resume_epoch}.pt"
 resumed_runs = {}
 for with_state in (True, False):
-    model, optimizer, scheduler = new_run(make_plateau)
+    model, optimizer, scheduler = new_run(plateau_fn)
     loaded = checkpoint.load_checkpoint(path, model=model, optimizer=optimizer,
                                         scheduler=scheduler if with_state else None)
     state = scheduler.state_dict()
@@ -1041,15 +1041,15 @@ else:                                                        # see section 9 on 
 # Without its state, the scheduler restarted from scratch at the resume point: its lrs are those
 # of a fresh replay of the validation losses recorded after resuming.
 without = resumed_runs[False]
-restart = simulator.plateau_trace(without.val_loss[resume_epoch:],
-                                  lr=without.lr[resume_epoch], factor=0.1, patience=2)
+restart = plateau_replay.replay_plateau(without.val_loss[resume_epoch:],
+                                        lr=without.lr[resume_epoch], factor=0.1, patience=2)
 assert without.lr[resume_epoch:] == restart.lr_used
-assert math.isfinite(replayed.steps[resume_epoch - 1].best)   # what was lost: the real best
+assert math.isfinite(replayed[resume_epoch - 1].best)   # what was lost: the real best
 print("lr per epoch, uninterrupted:   ", [f"{lr:.3g}" for lr in on_plateau.lr])
 print("resumed with the state:        ", [f"{lr:.3g}" for lr in resumed_runs[True].lr])
 print("resumed without the state:     ", [f"{lr:.3g}" for lr in without.lr])
-print(f"lost at the resume point: best {replayed.steps[resume_epoch - 1].best:.4f} and "
-      f"{replayed.steps[resume_epoch - 1].num_bad_epochs} bad epoch(s) counted")
+print(f"lost at the resume point: best {replayed[resume_epoch - 1].best:.4f} and "
+      f"{replayed[resume_epoch - 1].num_bad_epochs} bad epoch(s) counted")
 
 # %% [markdown]
 # With the state, the resumed run *is* the uninterrupted run on a CPU (the checkpoint also
@@ -1090,7 +1090,8 @@ checkpoint_folder.cleanup()     # the checkpoints have served; remove them
 
 # %%
 answer_1 = None
-notebook.check_answer(answer_1, simulator.plateau_trace([1.0] * 10, patience=3).reductions[0] + 1)
+notebook.check_answer(answer_1,
+                      plateau_replay.replay_plateau([1.0] * 10, patience=3).reductions[0] + 1)
 
 # %% [markdown]
 # **2.** `mode="min"`, `threshold=0.01`, `threshold_mode="rel"`, best so far 0.50: which value
@@ -1098,7 +1099,7 @@ notebook.check_answer(answer_1, simulator.plateau_trace([1.0] * 10, patience=3).
 
 # %%
 answer_2 = None
-notebook.check_answer(answer_2, plateau.improvement_bound(0.50, threshold=0.01),
+notebook.check_answer(answer_2, plateau_replay.improvement_bound(0.50, threshold=0.01),
                       tolerance=1e-6)
 
 # %% [markdown]
@@ -1107,8 +1108,8 @@ notebook.check_answer(answer_2, plateau.improvement_bound(0.50, threshold=0.01),
 
 # %%
 answer_3 = None
-notebook.check_answer(answer_3, simulator.plateau_trace([1.0] * 12, patience=1,
-                                                        cooldown=3).reductions[1])
+notebook.check_answer(answer_3, plateau_replay.replay_plateau([1.0] * 12, patience=1,
+                                                              cooldown=3).reductions[1])
 
 # %% [markdown]
 # **4.** Start lr 0.1, `factor=0.5`, `min_lr=0`, default `eps=1e-8`, `patience=0`, a flat loss.
@@ -1117,8 +1118,8 @@ notebook.check_answer(answer_3, simulator.plateau_trace([1.0] * 12, patience=1,
 
 # %%
 answer_4 = None
-notebook.check_answer(answer_4, len(simulator.plateau_trace([1.0] * 60, patience=0,
-                                                            factor=0.5).reductions))
+notebook.check_answer(answer_4, len(plateau_replay.replay_plateau([1.0] * 60, patience=0,
+                                                                  factor=0.5).reductions))
 
 # %% [markdown]
 # **5.** (Open.) Train the LeNet of section 9 with `ReduceLROnPlateau(optimizer, mode="max",

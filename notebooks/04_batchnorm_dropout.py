@@ -63,9 +63,7 @@ from course_utils.widgets import regularization
 device = notebook.report_device()   # a GPU when there is one
 
 # %% tags=["parameters"]
-import os
-
-FAST = os.environ.get("COURSE_FAST") == "1"   # small defaults for tests and quick checks
+FAST = notebook.fast_mode()                   # COURSE_FAST=1: small defaults for tests
 EPOCHS = 2 if FAST else 10                    # epochs of every training run
 NUM_SEEDS = 2 if FAST else 3                  # seeds per network, to see the spread
 TRAIN_SIZE = 1500 if FAST else 10000          # training images
@@ -645,8 +643,10 @@ zeros = relu_output == 0
 channel_minimum = relu_then_bn.amin(dim=(0, 2, 3), keepdim=True)          # (1, 32, 1, 1)
 where_zeros_land = -relu_output.mean(dim=(0, 2, 3), keepdim=True) / torch.sqrt(
     relu_output.var(dim=(0, 2, 3), correction=0, keepdim=True) + 1e-5)   # -mean / std
-assert torch.equal(zeros, relu_then_bn == channel_minimum)
-assert torch.allclose(channel_minimum, where_zeros_land, atol=1e-5)
+on_minimum = channel_minimum.expand_as(relu_then_bn)[zeros]
+assert torch.allclose(relu_then_bn[zeros], on_minimum, rtol=0, atol=1e-6)   # to rounding
+# BatchNorm sums over 256 x 20 x 20 values per channel in float32: equal up to about 1e-4.
+assert torch.allclose(channel_minimum, where_zeros_land, rtol=0, atol=1e-3)
 assert (channel_minimum < 0).all()
 print(f"{zeros.double().mean():.1%} of the values are zeros after the ReLU; after "
       f"ReLU -> BN they all sit at the channel minimum "
@@ -756,7 +756,7 @@ for seed in seeds:
 print("same seed -> all six networks start from the same convolution and linear weights")
 
 
-def train_run(make_model, seed):
+def train_network(make_model, seed):
     """Train a fresh network, seeded with `seed`, for EPOCHS epochs; return it and its History."""
     training.set_seed(seed)
     model = make_model().to(device)
@@ -766,7 +766,7 @@ def train_run(make_model, seed):
     return model, history
 
 
-runs = {name: [train_run(make_model, seed) for seed in seeds]
+runs = {name: [train_network(make_model, seed) for seed in seeds]
         for name, make_model in NETWORKS.items()}
 assert all(history.stopped is None for results in runs.values() for _, history in results)
 
@@ -1326,7 +1326,7 @@ notebook.check_answer(answer_4, 32 * 10 * 10)
 
 # %% [markdown]
 # **5.** (Open.) Write a `dropout_everywhere()` variant of `paper_order()` with a `Dropout2d`
-# after every block, train it with `train_run`, and add it to the table. Then measure its
+# after every block, train it with `train_network`, and add it to the table. Then measure its
 # `variance_shift_ratio`: what does Dropout2d before a BatchNorm do to its input's variance?
 #
 # ## References

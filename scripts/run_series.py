@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import jupytext
+import nbclient
 import nbformat
 import papermill
 from nbconvert import HTMLExporter
@@ -34,6 +35,10 @@ def run(source: Path, build: Path) -> dict:
     notebook = jupytext.read(source)
     output = build / f"{source.stem}.ipynb"
     start = time.perf_counter()
+    # nbclient mimics a frontend for Output widgets (the explorers' drawing areas) by sending comm
+    # messages while it awaits a cell's reply on the same channel, and then sometimes misses the
+    # reply until the cell times out. Without the mimic every cell still runs the same.
+    nbclient.NotebookClient.on_comm_open_jupyter_widget = lambda self, msg: None
     executed = papermill.execute_notebook(
         notebook, str(output), kernel_name="python3", language="python", cwd=str(NOTEBOOKS),
         progress_bar=False, execution_timeout=3600)

@@ -1,21 +1,7 @@
-import gzip
-import struct
-
 import pytest
 import torch
 
-from course_utils import data
-
-
-def write_idx(path, tensor, compress=False):
-    """Write a uint8 tensor as an IDX file, the format of the (Fashion-)MNIST files."""
-    tensor = tensor.to(torch.uint8).contiguous()
-    content = struct.pack(f">HBB{tensor.dim()}I", 0, 0x08, tensor.dim(), *tensor.shape)
-    content += tensor.numpy().tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with (gzip.open(path, "wb") if compress else open(path, "wb")) as f:
-        f.write(content)
-    return path
+from course_utils import data, sources
 
 
 def write_tiny_dataset(folder, n_train=20, n_test=10, compress=False, seed=0):
@@ -26,9 +12,9 @@ def write_tiny_dataset(folder, n_train=20, n_test=10, compress=False, seed=0):
     for split, n in (("train", n_train), ("test", n_test)):
         images = torch.randint(0, 256, (n, 28, 28), generator=generator, dtype=torch.uint8)
         labels = torch.arange(n) % 10
-        images_name, labels_name = data.FILES[split]
-        write_idx(folder / (images_name + suffix), images, compress)
-        write_idx(folder / (labels_name + suffix), labels, compress)
+        images_name, labels_name = sources.FILES[split]
+        sources.write_idx(folder / (images_name + suffix), images, compress=compress)
+        sources.write_idx(folder / (labels_name + suffix), labels, compress=compress)
         made[split] = (images, labels)
     return made
 
@@ -36,12 +22,12 @@ def write_tiny_dataset(folder, n_train=20, n_test=10, compress=False, seed=0):
 @pytest.fixture
 def isolated_sources(tmp_path, monkeypatch):
     """No cache, no Debian files, no bundled subset and no network: each test adds what it needs."""
-    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "no-debian")
-    monkeypatch.setattr(data, "BUNDLED_DIR", tmp_path / "no-bundled")
+    monkeypatch.setattr(sources, "DEBIAN_DIR", tmp_path / "no-debian")
+    monkeypatch.setattr(sources, "BUNDLED_DIR", tmp_path / "no-bundled")
 
-    def offline(dataset, root):
+    def offline(folder, root):
         return None
-    monkeypatch.setitem(data._LOADERS, "download", offline)
+    monkeypatch.setitem(sources._LOADERS, "download", offline)
     return tmp_path / "cache"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_utils import data
+from course_utils import data, sources
 
 BENCH_PATH = Path(__file__).parents[1] / "benchmarks" / "bench_epoch.py"
 spec = importlib.util.spec_from_file_location("bench_epoch", BENCH_PATH)
@@ -42,6 +42,21 @@ def test_both_pipelines_feed_the_model_the_same_numbers(tiny):
     assert X.shape == plain.shape
     assert torch.allclose(X, plain, atol=1e-5)
     assert y.tolist() == [dataset[i][1] for i in range(8)]
+
+
+def test_the_pipelines_differ_in_the_batch_layout_only(tiny):
+    """(a) feeds a DataLoader's NCHW batches, (b) TensorLoader's channels-last ones: the same
+    numbers, the same seeded weights, and (b)'s feature maps come out channels-last."""
+    root, train, _ = tiny
+    plain, _ = bench.new_model("cpu", seed=0)
+    course, _ = bench.new_model("cpu", seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(),
+                                                 course.state_dict().values()))
+    X_plain, _ = next(iter(bench.plain_loader(root, 8)))
+    X_course, _ = next(iter(data.TensorLoader(train, 8)))
+    conv = course.features.conv1
+    assert not conv(X_plain).is_contiguous(memory_format=torch.channels_last)
+    assert conv(X_course).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_batch_stream_runs_across_epochs_and_counts_images(tiny):
@@ -92,8 +107,8 @@ def test_main_writes_json_and_prints_a_table_with_both_rows(tiny, tmp_path, caps
 
 
 def test_main_runs_on_the_bundled_subset_when_nothing_else_is_there(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "no-debian")
-    monkeypatch.setitem(data._LOADERS, "download", lambda dataset, root: None)   # offline
+    monkeypatch.setattr(sources, "DEBIAN_DIR", tmp_path / "no-debian")
+    monkeypatch.setitem(sources._LOADERS, "download", lambda folder, root: None)   # offline
     result = bench.main(["--device", "cpu", "--root", str(tmp_path / "empty"), "--batch-size",
                          "16", "--steps", "2", "--warmup", "0", "--repeats", "1"])
     printed = capsys.readouterr().out

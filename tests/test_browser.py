@@ -3,6 +3,14 @@ a slider, and what is drawn must change. A control page whose slider is disconne
 callback must NOT change, which proves the check can fail.
 
 Needs Debian's Chromium (sudo apt-get install chromium); skipped, with that hint, without it.
+
+Where the time goes: Voila starts in a few seconds and each page takes 5-15 s (a kernel that
+imports torch and matplotlib, then the page's JavaScript). Now and then Voila's server-side
+execution never sees the kernel's reply to a cell that did finish (nbclient waits forever on the
+shell channel; the page stays "loading" with heartbeats only). Each page therefore writes a
+marker file when its set-up cell has finished; a page with no drawing well after that marker is
+such a stall and is opened again with a fresh kernel, instead of waiting out a long timeout. A
+page whose cell raises fails at once, with Voila's log.
 """
 
 import math
@@ -30,8 +38,17 @@ SETUP = """\
 import matplotlib
 matplotlib.use("module://matplotlib_inline.backend_inline")
 from course_utils.widgets import exponential
-explorer = exponential.exponential_explorer(lr0=0.05, gamma=0.9, epochs=30)
+explorer = exponential.exponential_explorer(gamma=0.9, epochs=30)   # and the default lr, 0.05
 """
+# Appended to each page's set-up cell: the kernel has run it (see the module docstring).
+MARK_DONE = """
+import pathlib
+pathlib.Path({marker!r}).touch()
+"""
+# After its set-up cell has finished, a page shows its drawing within seconds; with no drawing
+# this long after the marker, the page is stalled and is opened again.
+STALL_AFTER_S = 25
+PAGE_TIMEOUT_S = 150      # the most one attempt may take: a cold start on a loaded machine
 DISCONNECT = """\
 # The control: the sliders no longer reach the drawing function.
 for control in explorer.children[:-1]:
@@ -50,7 +67,9 @@ def voila(tmp_path_factory):
     """Voila serving two pages: the explorer, and the explorer with its callback disconnected."""
     folder = tmp_path_factory.mktemp("pages")
     for name, extra in (("explorer", ""), ("disconnected", DISCONNECT)):
-        cells = [nbformat.v4.new_code_cell(SETUP + extra), nbformat.v4.new_code_cell("explorer")]
+        done = MARK_DONE.format(marker=str(folder / f"{name}.done"))
+        cells = [nbformat.v4.new_code_cell(SETUP + extra + done),
+                 nbformat.v4.new_code_cell("explorer")]
         nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {
             "name": "python3", "display_name": "Python 3", "language": "python"}})
         nbformat.write(nb, folder / f"{name}.ipynb")
@@ -59,7 +78,8 @@ def voila(tmp_path_factory):
     server = subprocess.Popen(
         [sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
          "--show_tracebacks=True", str(folder)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+        stdout=log, stderr=subprocess.STDOUT, cwd=folder,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})       # its log is read while it runs
     base = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -128,22 +148,30 @@ def move_gamma(page, value: str) -> None:
 
 
 def open_page(browser, voila, name, attempts: int = 3):
-    """Open a page and wait until the explorer has drawn. A page whose widgets never arrive is
-    opened again (with a fresh kernel): on a loaded machine a first load sometimes stalls."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    base, _ = voila
+    """Open a page and wait until the explorer has drawn. A page that stalls after its kernel
+    has run the set-up cell is opened again, with a fresh kernel (see the module docstring)."""
+    base, folder = voila
+    marker, log = folder / f"{name}.done", folder / "voila.log"
     for attempt in range(1, attempts + 1):
+        marker.unlink(missing_ok=True)
+        errors_before = log.read_text().count("Error at server while executing cell")
         page = browser.new_page(viewport={"width": 1100, "height": 900})
-        try:
-            # Voila runs the notebook before the page completes: wait for the drawing.
-            page.goto(f"{base}/voila/render/{name}.ipynb", wait_until="commit", timeout=60_000)
-            page.locator(".widget-output img").first.wait_for(timeout=90_000)
-            return page
-        except PlaywrightTimeout:
-            page.close()
-            if attempt == attempts:
-                raise
+        # Voila runs the notebook before the page completes: wait for the drawing.
+        page.goto(f"{base}/voila/render/{name}.ipynb", wait_until="commit", timeout=60_000)
+        deadline = time.monotonic() + PAGE_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if page.locator(".widget-output img").count():
+                page.locator(".widget-output img").first.wait_for(timeout=10_000)   # visible
+                return page
+            if log.read_text().count("Error at server while executing cell") > errors_before:
+                page.close()
+                pytest.fail(f"the page {name} raised in its kernel:\n{log.read_text()[-4000:]}")
+            if marker.exists() and time.time() - marker.stat().st_mtime > STALL_AFTER_S:
+                break                                   # the known stall: open it again
+            page.wait_for_timeout(250)
+        page.close()
+    pytest.fail(f"the page {name} never drew its explorer in {attempts} attempts:\n"
+                f"{log.read_text()[-4000:]}")
 
 
 def test_moving_a_slider_redraws_the_explorer(browser, voila, tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.optim import lr_scheduler
 
-from course_utils import checkpoint, models, training
+from course_utils import checkpoint, data, models, training
 
 
 def new_run(seed=0):
@@ -44,6 +44,69 @@ def test_resume_gives_the_same_run_bitwise(small_loaders, tmp_path):
     assert records(resumed_history) == records(straight)
     for key, value in model.state_dict().items():
         assert torch.equal(value, resumed_model.state_dict()[key]), key
+
+
+# Every scheduler the series teaches, with the cadence it is stepped at: 4 epochs of 4 batches.
+RESUMABLE = {
+    "StepLR": (lambda opt: lr_scheduler.StepLR(opt, step_size=1, gamma=0.5), "epoch"),
+    "ExponentialLR": (lambda opt: lr_scheduler.ExponentialLR(opt, gamma=0.7), "epoch"),
+    "ExponentialLR per batch": (lambda opt: lr_scheduler.ExponentialLR(opt, gamma=0.97), "batch"),
+    "CosineAnnealingLR": (lambda opt: lr_scheduler.CosineAnnealingLR(opt, T_max=4), "epoch"),
+    "OneCycleLR": (lambda opt: lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=16), "batch"),
+    "ReduceLROnPlateau": (lambda opt: lr_scheduler.ReduceLROnPlateau(opt, factor=0.5,
+                                                                     patience=0), "epoch"),
+    "LinearLR then cosine": (lambda opt: lr_scheduler.SequentialLR(
+        opt, [lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=2),
+              lr_scheduler.CosineAnnealingLR(opt, T_max=2)], milestones=[2]), "epoch"),
+    "LinearLR then cosine per batch": (lambda opt: lr_scheduler.SequentialLR(
+        opt, [lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=4),
+              lr_scheduler.CosineAnnealingLR(opt, T_max=12)], milestones=[4]), "batch"),
+    "CosineAnnealingWarmRestarts": (lambda opt: lr_scheduler.CosineAnnealingWarmRestarts(
+        opt, T_0=5), "batch"),
+    "CyclicLR": (lambda opt: lr_scheduler.CyclicLR(opt, base_lr=0.005, max_lr=0.1,
+                                                   step_size_up=3), "batch"),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_loaders(mini):
+    """256 training images in 4 shuffled batches, 128 validation images: enough to resume."""
+    train, test = mini
+    return (data.TensorLoader(data.stratified_subset(train, 256, seed=0), 64, shuffle=True),
+            data.TensorLoader(data.stratified_subset(test, 128, seed=0), 128))
+
+
+@pytest.mark.parametrize("name", RESUMABLE)
+def test_every_scheduler_resumes_bitwise(name, tiny_loaders, tmp_path):
+    scheduler_fn, step_per = RESUMABLE[name]
+
+    def start(seed):
+        training.set_seed(seed)
+        model = models.LeNet(batch_norm=True, dropout=0.25)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        return model, optimizer, scheduler_fn(optimizer)
+
+    def train(model, optimizer, scheduler, epochs, history=None):
+        return training.fit(model, *tiny_loaders, optimizer, epochs=epochs, scheduler=scheduler,
+                            step_per=step_per, history=history, progress=False)
+
+    model, optimizer, scheduler = start(0)
+    straight = train(model, optimizer, scheduler, 4)
+    first = start(0)
+    halfway = train(*first, 2)
+    checkpoint.save_checkpoint(tmp_path / "run.pt", model=first[0], optimizer=first[1],
+                               scheduler=first[2], history=halfway)
+    torch.manual_seed(12345)                # whatever happens in between must not matter
+    again = start(99)
+    state = checkpoint.load_checkpoint(tmp_path / "run.pt", model=again[0], optimizer=again[1],
+                                       scheduler=again[2])
+    resumed = train(*again, 2, history=state["history"])
+    assert records(resumed) == records(straight)
+    assert resumed.batch_lrs == straight.batch_lrs
+    assert len(set(straight.batch_lrs if step_per == "batch" else straight.lr)) > 1, \
+        "the schedule must change the lr, or the check proves nothing"
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, again[0].state_dict()[key]), key
 
 
 def test_resume_without_scheduler_state_differs(small_loaders, tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.optim import lr_scheduler
 
-from course_utils import models, training
+from course_utils import models, schedulers, training
 
 EPOCHS = 4
 
@@ -17,16 +17,6 @@ def new_run(seed=0, lr=0.05, batch_norm=True, dropout=0.25):
     return model, optimizer
 
 
-def torch_lrs(make_scheduler, steps, lr=0.05, metrics=None):
-    """The lr torch's scheduler gives at each step, on its own, with no model at all."""
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr, momentum=0.9)
-    scheduler = make_scheduler(optimizer)
-    lrs = []
-    for step in range(steps):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step(*([metrics[step]] if metrics is not None else []))
-    return lrs
 
 
 def without_seconds(history):
@@ -41,7 +31,7 @@ def test_recorded_epoch_lrs_equal_torch(make, small_loaders):
     model, optimizer = new_run()
     history = training.fit(model, *small_loaders, optimizer, epochs=EPOCHS,
                            scheduler=make(optimizer), progress=False)
-    assert history.lr == torch_lrs(make, EPOCHS)
+    assert history.lr == schedulers.lr_trace(make, epochs=EPOCHS, lr=0.05)
     assert history.epochs == list(range(1, EPOCHS + 1))
 
 
@@ -52,7 +42,8 @@ def test_recorded_batch_lrs_equal_torch_onecycle(small_loaders):
     model, optimizer = new_run()
     history = training.fit(model, train_loader, val_loader, optimizer, epochs=EPOCHS,
                            scheduler=make(optimizer), step_per="batch", progress=False)
-    expected = torch_lrs(make, steps)
+    expected = schedulers.lr_trace(make, epochs=EPOCHS, lr=0.05,
+                                   steps_per_epoch=len(train_loader), step_per="batch")
     assert history.batch_lrs == expected
     assert history.lr == expected[::len(train_loader)]      # the lr each epoch started with
 
@@ -64,7 +55,7 @@ def test_plateau_steps_on_the_named_metric(small_loaders):
     history = training.fit(model, *small_loaders, optimizer, epochs=EPOCHS,
                            scheduler=make(optimizer), plateau_metric="val_acc", progress=False)
     # Replaying the recorded accuracies through torch's own scheduler gives the same lrs.
-    assert history.lr == torch_lrs(make, EPOCHS, lr=0.1, metrics=history.val_acc)
+    assert history.lr == schedulers.lr_trace(make, epochs=EPOCHS, lr=0.1, metrics=history.val_acc)
 
 
 def test_plateau_mode_that_contradicts_the_metric_is_refused_before_training(small_loaders):
@@ -165,3 +156,15 @@ def test_continuing_a_history_numbers_epochs_on(small_loaders):
     history = training.fit(model, *small_loaders, optimizer, epochs=1, progress=False)
     training.fit(model, *small_loaders, optimizer, epochs=2, history=history, progress=False)
     assert history.epochs == [1, 2, 3]
+
+
+def test_set_seed_deterministic_switches_cudnn_and_back():
+    try:
+        training.set_seed(0, deterministic=True)
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        first = torch.rand(3)
+        training.set_seed(0)
+        assert not torch.backends.cudnn.deterministic
+        assert torch.equal(torch.rand(3), first)        # the seed, not the flag, fixes the numbers
+    finally:
+        training.set_seed(0)

@@ -15,7 +15,7 @@ import pytest
 
 EXPLORERS = [       # (module in course_utils.widgets, factory)
     ("exponential", "exponential_explorer"),
-    ("plateau", "plateau_explorer"),
+    ("plateau_simulator", "plateau_explorer"),
     ("regularization", "dropout_explorer"),
     ("regularization", "batchnorm_momentum_explorer"),
 ]

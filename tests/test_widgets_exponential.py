@@ -9,7 +9,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
 from torch.optim import lr_scheduler  # noqa: E402
 
 from course_utils import schedulers  # noqa: E402
@@ -18,16 +17,10 @@ from course_utils.widgets import exponential  # noqa: E402
 EPS = sys.float_info.epsilon
 
 
-def torch_exponential(lr0, gamma, steps):
+def torch_exponential(lr, gamma, steps):
     """The lr after 0, 1, ..., steps calls of a real ExponentialLR's step()."""
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr0)
-    scheduler = lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
-    lrs = [scheduler.get_last_lr()[0]]
-    for _ in range(steps):
-        optimizer.step()
-        scheduler.step()
-        lrs.append(scheduler.get_last_lr()[0])
-    return lrs
+    return schedulers.lr_trace(lambda opt: lr_scheduler.ExponentialLR(opt, gamma=gamma),
+                               epochs=steps + 1, lr=lr)
 
 
 @pytest.fixture(autouse=True)
@@ -38,13 +31,13 @@ def close_figures():
 
 # --- the values ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("lr0, gamma, epochs", [(0.05, 0.9, 20), (1.0, 0.5, 8), (3e-4, 0.99, 50),
+@pytest.mark.parametrize("lr, gamma, epochs", [(0.05, 0.9, 20), (1.0, 0.5, 8), (3e-4, 0.99, 50),
                                                 (0.1, 1.0, 5)])
-def test_per_epoch_values_match_torch(lr0, gamma, epochs):
-    view = exponential.exponential_view(lr0, gamma, epochs)
+def test_per_epoch_values_match_torch(lr, gamma, epochs):
+    view = exponential.exponential_view(lr, gamma, epochs)
     assert view.n == list(range(epochs + 1))
     assert view.lrs == view.epoch_lrs
-    for n, (ours, theirs) in enumerate(zip(view.lrs, torch_exponential(lr0, gamma, epochs))):
+    for n, (ours, theirs) in enumerate(zip(view.lrs, torch_exponential(lr, gamma, epochs))):
         # torch multiplies n times (one rounding each); the closed form rounds about twice.
         assert ours == pytest.approx(theirs, rel=(n + 2) * EPS, abs=0)
     assert view.final_fraction == pytest.approx(gamma**epochs, rel=1e-12)
@@ -61,8 +54,9 @@ def test_per_batch_meets_per_epoch_at_epoch_boundaries():
     # Within an epoch, per-batch stepping is already below the per-epoch lr.
     assert all(view.lrs[k] < view.epoch_lrs[k // 50] for k in range(1, 300) if k % 50)
     # The same numbers as a real ExponentialLR stepped after every batch.
-    trace = schedulers.lr_trace("exponential", epochs=6, lr=0.05, steps_per_epoch=50,
-                                step_per="batch", gamma=view.step_gamma)
+    trace = schedulers.lr_trace(
+        lambda opt: lr_scheduler.ExponentialLR(opt, gamma=view.step_gamma),
+        epochs=6, lr=0.05, steps_per_epoch=50, step_per="batch")
     assert view.lrs[:-1] == pytest.approx(trace, rel=1e-12)
 
 
@@ -143,10 +137,10 @@ def test_growing_gamma_is_rejected_with_a_pointer():
         exponential.exponential_view(0.05, 1.2, 10)
 
 
-@pytest.mark.parametrize("lr0", [0, -0.1, float("inf"), float("nan"), None])
-def test_non_positive_lr0_is_rejected(lr0):
+@pytest.mark.parametrize("lr", [0, -0.1, float("inf"), float("nan"), None])
+def test_non_positive_lr_is_rejected(lr):
     with pytest.raises(ValueError, match="starting learning rate must be a positive number"):
-        exponential.exponential_view(lr0, 0.9, 10)
+        exponential.exponential_view(lr, 0.9, 10)
 
 
 @pytest.mark.parametrize("epochs, message", [(0, "at least 1"), (2.5, "whole number"),
@@ -165,15 +159,15 @@ def test_bad_steps_per_epoch_is_rejected():
 
 def controls(explorer):
     """The explorer's controls by keyword (the last child of an `interactive` is its Output)."""
-    return dict(zip(("lr0", "gamma", "epochs", "per_batch", "steps_per_epoch"),
+    return dict(zip(("lr", "gamma", "epochs", "per_batch", "steps_per_epoch"),
                     explorer.children[:-1]))
 
 
 def test_explorer_starts_with_its_defaults():
-    explorer = exponential.exponential_explorer(lr0=0.05, gamma=0.9, epochs=30)
+    explorer = exponential.exponential_explorer(lr=0.05, gamma=0.9, epochs=30)
     view = explorer.result
     assert isinstance(view, exponential.ExponentialView)
-    assert (view.lr0, view.gamma, view.epochs, view.per_batch) == (0.05, 0.9, 30, False)
+    assert (view.lr, view.gamma, view.epochs, view.per_batch) == (0.05, 0.9, 30, False)
     assert controls(explorer)["steps_per_epoch"].disabled
 
 
@@ -188,8 +182,8 @@ def test_moving_the_sliders_redraws():
     assert explorer.result.half_life == pytest.approx(math.log(0.5) / math.log(0.8))
     assert explorer.result.epoch_lrs[-1] < before.epoch_lrs[-1]
 
-    sliders["lr0"].value = 1e-3
-    assert explorer.result.lr0 == pytest.approx(1e-3)
+    sliders["lr"].value = 1e-3
+    assert explorer.result.lr == pytest.approx(1e-3)
     assert explorer.result.lrs[0] == pytest.approx(1e-3)
 
     sliders["epochs"].value = 10

@@ -1,12 +1,7 @@
-"""Explore ExponentialLR with sliders: lr0, gamma, epochs, and stepping per epoch or per batch.
+"""Explore ExponentialLR with sliders: lr, gamma, epochs, and stepping per epoch or per batch.
 
-- `exponential_view(lr0, gamma, epochs, ...)` computes everything the explorer shows: the lr
-  curve, the half-life and a small table. Pure: no widgets, no drawing.
-- `draw_exponential(view, ax)` draws a view into a matplotlib Axes.
-- `exponential_explorer()` wires sliders to those two and returns the widget.
-
-The x axis is n, the number of epochs completed, so the curve is lr = lr0 * gamma**n, with n
-counted in `scheduler.step()` calls (fractional when the scheduler steps after every batch).
+`exponential_view` computes (pure), `draw_exponential` draws, `exponential_explorer` wires sliders.
+The x axis is n, the epochs completed (fractional when stepping per batch): lr_n = lr * gamma**n.
 """
 
 from __future__ import annotations
@@ -15,13 +10,14 @@ import math
 from dataclasses import dataclass
 
 from course_utils import plotting, schedulers
+from course_utils._checks import check_whole
 
 
 @dataclass(frozen=True)
 class ExponentialView:
     """What the explorer shows for one setting of the sliders."""
 
-    lr0: float
+    lr: float
     gamma: float                      # the per-epoch multiplier
     epochs: int
     per_batch: bool
@@ -36,8 +32,8 @@ class ExponentialView:
 
     @property
     def final_fraction(self) -> float:
-        """The lr after all the epochs, as a fraction of lr0: gamma**epochs."""
-        return self.epoch_lrs[-1] / self.lr0
+        """The lr after all the epochs, as a fraction of the starting lr: gamma**epochs."""
+        return self.epoch_lrs[-1] / self.lr
 
 
 def _number(value, message: str) -> float:
@@ -47,11 +43,11 @@ def _number(value, message: str) -> float:
         raise ValueError(message) from None
 
 
-def _check_inputs(lr0, gamma, epochs, steps_per_epoch, table_rows):
-    lr0_message = (f"lr0={lr0!r}: the starting learning rate must be a positive number such as "
+def _check_inputs(lr, gamma, epochs, steps_per_epoch, table_rows):
+    lr_message = (f"lr={lr!r}: the starting learning rate must be a positive number such as "
                    "0.05. A zero lr never moves the weights, and a negative one climbs the loss.")
-    if not (0 < _number(lr0, lr0_message) < math.inf):
-        raise ValueError(lr0_message)
+    if not (0 < _number(lr, lr_message) < math.inf):
+        raise ValueError(lr_message)
     gamma_message = (f"gamma={gamma!r}: gamma multiplies the lr at every scheduler.step(), so it "
                      "must be positive. Pick 0 < gamma < 1 to decay the lr "
                      "(0.9 takes 10% off per epoch).")
@@ -61,47 +57,42 @@ def _check_inputs(lr0, gamma, epochs, steps_per_epoch, table_rows):
         raise ValueError(
             f"gamma={gamma!r} > 1 makes the lr grow, and this explorer shows decay. Pick "
             "0 < gamma <= 1 (gamma > 1 is for an LR range test, see notebook 02).")
-    epochs = schedulers.check_whole(epochs, "epochs", minimum=1)
-    steps_per_epoch = schedulers.check_whole(steps_per_epoch, "steps_per_epoch", minimum=1)
-    table_rows = schedulers.check_whole(table_rows, "table_rows", minimum=2)
-    return float(lr0), float(gamma), epochs, steps_per_epoch, table_rows
+    epochs = check_whole(epochs, "epochs", minimum=1)
+    steps_per_epoch = check_whole(steps_per_epoch, "steps_per_epoch", minimum=1)
+    table_rows = check_whole(table_rows, "table_rows", minimum=2)
+    return float(lr), float(gamma), epochs, steps_per_epoch, table_rows
 
 
-def exponential_view(lr0: float, gamma: float, epochs: int, *, per_batch: bool = False,
+def exponential_view(lr: float, gamma: float, epochs: int, *, per_batch: bool = False,
                      steps_per_epoch: int = 100, table_rows: int = 6) -> ExponentialView:
-    """Everything the explorer draws for ExponentialLR(gamma) from lr0 over `epochs` epochs.
+    """Everything the explorer draws for ExponentialLR(gamma) from lr over `epochs` epochs.
 
-    per_batch=True steps the scheduler after each of `steps_per_epoch` batches with
-    gamma ** (1 / steps_per_epoch), which meets the per-epoch curve at every epoch boundary.
-    Raises ValueError for lr0 <= 0, gamma <= 0 or > 1, or epochs < 1.
+    per_batch=True steps after each of `steps_per_epoch` batches with gamma**(1/steps_per_epoch),
+    meeting the per-epoch curve at every epoch. ValueError: lr <= 0, gamma <= 0 or > 1, epochs < 1.
     """
-    lr0, gamma, epochs, steps_per_epoch, table_rows = _check_inputs(
-        lr0, gamma, epochs, steps_per_epoch, table_rows)
+    lr, gamma, epochs, steps_per_epoch, table_rows = _check_inputs(
+        lr, gamma, epochs, steps_per_epoch, table_rows)
     steps = steps_per_epoch if per_batch else 1
     step_gamma = schedulers.per_batch_gamma(gamma, steps) if per_batch else gamma
     # Point k is the lr after k scheduler steps, i.e. after k / steps epochs.
     n = [k / steps for k in range(epochs * steps + 1)]
-    lrs = [lr0 * step_gamma**k for k in range(epochs * steps + 1)]
-    epoch_lrs = schedulers.exponential_lr(lr0, gamma, range(epochs + 1))
+    lrs = [lr * step_gamma**k for k in range(epochs * steps + 1)]
+    epoch_lrs = schedulers.exponential_lr(lr, gamma, range(epochs + 1))
     half_life = schedulers.half_life(gamma)
     # A few evenly spaced epochs, always the first and the last.
     rows = sorted({round(i * epochs / (table_rows - 1)) for i in range(table_rows)})
     table = [(row, lrs[row * steps]) for row in rows]
-    return ExponentialView(lr0=lr0, gamma=gamma, epochs=epochs,
-                           per_batch=bool(per_batch), steps_per_epoch=steps,
-                           step_gamma=step_gamma, n=n, lrs=lrs, epoch_lrs=epoch_lrs,
-                           half_life=half_life, half_life_shown=half_life <= epochs, table=table)
+    return ExponentialView(lr, gamma, epochs, bool(per_batch), steps, step_gamma, n, lrs,
+                           epoch_lrs, half_life, half_life <= epochs, table)
 
 
 def format_table(view: ExponentialView) -> str:
-    """The view's table as fixed-width text: epochs completed, lr, lr as a fraction of lr0."""
-    lines = [f"{'epochs done n':>13}  {'lr':>10}  {'lr / lr0':>8}"]
-    for n, lr in view.table:
-        lines.append(f"{n:>13d}  {lr:>10.3e}  {lr / view.lr0:>8.4f}")
-    if math.isinf(view.half_life):
-        lines.append("gamma = 1: the lr never changes, so it never halves.")
-    else:
-        lines.append(f"half-life ln(0.5)/ln(gamma) = {view.half_life:.2f} epochs")
+    """The view's table as fixed-width text: epochs completed, lr, and lr / starting lr."""
+    lines = [f"{'epochs done n':>13}  {'lr':>10}  {'lr / start':>10}"]
+    lines += [f"{n:>13d}  {value:>10.3e}  {value / view.lr:>10.4f}" for n, value in view.table]
+    lines.append(f"half-life ln(0.5)/ln(gamma) = {view.half_life:.2f} epochs"
+                 if math.isfinite(view.half_life) else
+                 "gamma = 1: the lr never changes, so it never halves.")
     return "\n".join(lines)
 
 
@@ -114,15 +105,12 @@ def draw_exponential(view: ExponentialView, ax):
             markersize=3 if view.epochs <= 40 else 0,
             label=f"per epoch, gamma = {view.gamma:.3f}", **plotting.style(0))
     if view.half_life_shown:
-        half = view.lr0 / 2
         marker_style = {"color": plotting.PALETTE[3], "linestyle": ":", "linewidth": 1}
-        ax.axhline(half, **marker_style)
+        ax.axhline(view.lr / 2, **marker_style)
         ax.axvline(view.half_life, label=f"half-life: {view.half_life:.2f} epochs",
                    **marker_style)
-    ax.set_yscale("log")
-    ax.set_xlabel("epochs completed, n")
-    ax.set_ylabel("learning rate (log scale)")
-    ax.set_xlim(0, view.epochs)
+    ax.set(yscale="log", xlabel="epochs completed, n", ylabel="learning rate (log scale)",
+           xlim=(0, view.epochs))
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     if math.isinf(view.half_life):
@@ -131,41 +119,38 @@ def draw_exponential(view: ExponentialView, ax):
         what = f"the lr halves every {view.half_life:.2f} epochs"
     else:
         what = f"half-life {view.half_life:.1f} epochs: beyond the plot"
-    ax.set_title(f"lr = {view.lr0:.3g} · {view.gamma:.3f}^n: {what}", fontsize=10)
+    ax.set_title(f"lr_n = {view.lr:.3g} · {view.gamma:.3f}^n: {what}", fontsize=10)
     return ax
 
 
-def exponential_explorer(lr0: float = 0.05, gamma: float = 0.9, epochs: int = 30,
+def exponential_explorer(lr: float = 0.05, gamma: float = 0.9, epochs: int = 30,
                          steps_per_epoch: int = 100):
-    """Sliders for lr0 (log scale), gamma, epochs and per-batch stepping; each change redraws
-    the curve and the table. Returns an ipywidgets `interactive`: its `.result` is the
-    ExponentialView on display."""
+    """Sliders for the starting lr (log scale), gamma, epochs and per-batch stepping, redrawing
+    the curve and the table. Returns an ipywidgets `interactive` (`.result`: the view shown)."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    exponential_view(lr0, gamma, epochs, steps_per_epoch=steps_per_epoch)   # check the defaults
+    exponential_view(lr, gamma, epochs, steps_per_epoch=steps_per_epoch)   # check the defaults
     style = {"description_width": "initial"}
     controls = {
-        "lr0": widgets.FloatLogSlider(value=lr0, base=10, min=-5, max=0, step=0.1,
-                                      readout_format=".1e", description="lr0", style=style),
+        "lr": widgets.FloatLogSlider(value=lr, base=10, min=-5, max=0, step=0.1,
+                                     readout_format=".1e", description="starting lr", style=style),
         "gamma": widgets.FloatSlider(value=gamma, min=0.5, max=1.0, step=0.005,
                                      readout_format=".3f", description="gamma", style=style),
         "epochs": widgets.IntSlider(value=epochs, min=1, max=100, description="epochs",
                                     style=style),
         "per_batch": widgets.Checkbox(value=False, description="step after every batch"),
-        "steps_per_epoch": widgets.IntSlider(value=steps_per_epoch, min=1, max=500,
-                                             description="batches per epoch", disabled=True,
-                                             style=style),
+        "steps_per_epoch": widgets.IntSlider(value=steps_per_epoch, min=1, max=500, disabled=True,
+                                             description="batches per epoch", style=style),
     }
 
     def enable_batches(change):
         controls["steps_per_epoch"].disabled = not change["new"]
-
     controls["per_batch"].observe(enable_batches, names="value")
 
-    def update(lr0, gamma, epochs, per_batch, steps_per_epoch):
-        view = exponential_view(lr0, gamma, epochs, per_batch=per_batch,
+    def update(lr, gamma, epochs, per_batch, steps_per_epoch):
+        view = exponential_view(lr, gamma, epochs, per_batch=per_batch,
                                 steps_per_epoch=steps_per_epoch)
         fig, ax = plt.subplots(figsize=(7.5, 3.8), constrained_layout=True)
         draw_exponential(view, ax)

@@ -1,9 +1,6 @@
-"""Explorers for notebook 04: Dropout's output in train and eval mode, and how fast BatchNorm's
-running statistics follow an input whose mean shifts.
+"""Explorers for notebook 04: Dropout in train and eval mode; BatchNorm's running statistics.
 
-Each explorer is a pure function that computes with torch itself (`dropout_outputs`,
-`running_stats_trace`), a drawing function that draws it into a matplotlib Axes, and a thin
-`*_explorer()` that wires sliders to both and returns the widget.
+Each explorer: a pure function that computes with torch itself, one that draws, `*_explorer()`.
 """
 
 from __future__ import annotations
@@ -15,6 +12,7 @@ import torch
 from torch import nn
 
 from course_utils import plotting
+from course_utils._checks import check_whole
 
 INPUTS = ("constant 1", "ReLU activations")
 
@@ -40,9 +38,8 @@ class DropoutSample:
 
 def dropout_outputs(p: float, *, inputs: str = "ReLU activations", n: int = 20_000,
                     seed: int = 0) -> DropoutSample:
-    """Draw `n` inputs and pass them through `nn.Dropout(p)` in train and in eval mode.
-
-    The global random state is left as it was, so calling this changes no other result."""
+    """Draw `n` inputs and pass them through `nn.Dropout(p)` in train and in eval mode (with a
+    private random stream: the global one is left as it was, so no other result changes)."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"p is the probability of zeroing a value, in [0, 1); got {p}. "
                          "(p = 1 would zero everything and the 1/(1-p) scale is undefined.)")
@@ -53,10 +50,8 @@ def dropout_outputs(p: float, *, inputs: str = "ReLU activations", n: int = 20_0
     dropout = nn.Dropout(p)
     with torch.random.fork_rng(devices=[]):      # a private random stream
         torch.manual_seed(seed)
-        if inputs == "constant 1":
-            x = torch.ones(int(n))
-        else:   # what a ReLU layer typically emits: many zeros, a skewed positive tail
-            x = torch.relu(torch.randn(int(n)) + 0.5)
+        # "ReLU activations": what a ReLU layer typically emits, many zeros, a skewed positive tail
+        x = torch.ones(int(n)) if inputs == "constant 1" else torch.relu(torch.randn(int(n)) + 0.5)
         train = dropout.train()(x)
     return DropoutSample(p, x, train, dropout.eval()(x))
 
@@ -67,33 +62,23 @@ def draw_dropout(sample: DropoutSample, ax) -> None:
     high = max(sample.train.max().item(), sample.eval.max().item(), 1e-6)
     bins = torch.linspace(0, high * 1.02, 41).tolist()
     for index, mode in enumerate(("eval", "train")):
-        values = getattr(sample, mode)
-        colour = plotting.style(index)["color"]
         label = (f"{mode} mode: mean {stats[mode]['mean']:.3f}, var {stats[mode]['var']:.3f}, "
                  f"{stats[mode]['zero_fraction']:.0%} zeros")
-        ax.hist(values.tolist(), bins=bins, histtype="step", linewidth=2, color=colour,
-                linestyle=plotting.style(index)["linestyle"], label=label)
-        ax.axvline(stats[mode]["mean"], color=colour, linestyle=":", linewidth=1.5)
-    ax.set_yscale("log")
-    ax.set_xlabel("output value")
-    ax.set_ylabel("count (log scale)")
-    ax.set_title(f"Dropout(p={sample.p:.2f}): the same mean, a wider spread in train mode")
+        ax.hist(getattr(sample, mode).tolist(), bins=bins, histtype="step", linewidth=2,
+                label=label, **plotting.style(index))
+        ax.axvline(stats[mode]["mean"], color=plotting.PALETTE[index], linestyle=":",
+                   linewidth=1.5)
+    ax.set(yscale="log", xlabel="output value", ylabel="count (log scale)",
+           title=f"Dropout(p={sample.p:.2f}): the same mean, a wider spread in train mode")
     ax.legend(fontsize=8, loc="upper right")
 
 
 def dropout_explorer():
-    """A p slider and an input choice; redraws both output histograms. Returns the widget
-    (its `.result` holds the latest `DropoutSample.stats()`)."""
+    """A p slider and an input choice redrawing both histograms (`.result`: the latest stats)."""
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
 
     def update(p=0.5, inputs=INPUTS[1]):
-        sample = dropout_outputs(p, inputs=inputs)
-        fig, ax = plt.subplots(figsize=(7.5, 3.8), constrained_layout=True)
-        draw_dropout(sample, ax)
-        plt.show()
-        plt.close(fig)
-        return sample.stats()
+        return _show(draw_dropout, dropout_outputs(p, inputs=inputs)).stats()
 
     return widgets.interactive(
         update,
@@ -114,13 +99,10 @@ class RunningStatsTrace:
     running_means: list[float]      # bn.running_mean after each batch
 
     def batches_to(self, fraction: float = 0.9) -> int | None:
-        """Batches after the shift until the running mean has covered `fraction` of the jump
-        (None if it never does within the trace)."""
-        shift = self.true_means[-1] - self.true_means[0]
-        for k, value in enumerate(self.running_means[self.shift_at:], start=1):
-            if (value - self.true_means[0]) >= fraction * shift:
-                return k
-        return None
+        """Batches after the shift until the running mean covers `fraction` of the jump, or None."""
+        low, high = self.true_means[0], self.true_means[-1]
+        return next((k for k, value in enumerate(self.running_means[self.shift_at:], start=1)
+                     if value - low >= fraction * (high - low)), None)
 
 
 def batches_to_follow(momentum: float | None, fraction: float = 0.9, shift_at: int = 0) -> int:
@@ -145,8 +127,7 @@ def running_stats_trace(momentum: float | None, *, batches: int = 120, shift_at:
     if momentum is not None and not 0.0 < momentum <= 1.0:
         raise ValueError(f"momentum is the weight of the newest batch, in (0, 1], or None for a "
                          f"plain average; got {momentum}. (PyTorch's 0.1 is Keras' 0.9.)")
-    if int(batches) != batches or batches < 2:
-        raise ValueError(f"batches must be a whole number of at least 2, got {batches}.")
+    batches = check_whole(batches, "batches", minimum=2)
     if not 0 < shift_at < batches:
         raise ValueError(f"shift_at must be between 1 and batches - 1 = {batches - 1}, "
                          f"got {shift_at}.")
@@ -180,30 +161,34 @@ def draw_running_stats(trace: RunningStatsTrace, ax) -> None:
     ax.axvline(trace.shift_at + 0.5, color="grey", linewidth=0.8)         # the jump
     low, high = trace.true_means[0], trace.true_means[-1]
     ax.axhline(low + 0.9 * (high - low), color="grey", linestyle=":", linewidth=0.8)   # 90 %
-    ax.set_xlabel("batch")
-    ax.set_ylabel("mean of the channel")
     follow = f"90 % of the jump after {k} batches" if k else "not at 90 % of the jump yet"
-    ax.set_title(f"How fast running_mean follows a jump: {follow}")
+    ax.set(xlabel="batch", ylabel="mean of the channel",
+           title=f"How fast running_mean follows a jump: {follow}")
     ax.legend(fontsize=8, loc="center right")
     ax.grid(True, alpha=0.3)
 
 
 def batchnorm_momentum_explorer():
-    """A momentum slider (log scale) and a plain-average checkbox; redraws the trace. Returns
-    the widget (its `.result` holds the latest RunningStatsTrace)."""
+    """A momentum slider (log scale) and a plain-average checkbox redrawing the trace (`.result`:
+    the latest RunningStatsTrace)."""
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
 
     def update(momentum=0.1, plain_average=False):
-        trace = running_stats_trace(None if plain_average else momentum)
-        fig, ax = plt.subplots(figsize=(7.5, 3.8), constrained_layout=True)
-        draw_running_stats(trace, ax)
-        plt.show()
-        plt.close(fig)
-        return trace
+        return _show(draw_running_stats, running_stats_trace(None if plain_average else momentum))
 
     return widgets.interactive(
         update,
         momentum=widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=0, step=0.1,
                                         description="momentum"),
         plain_average=widgets.Checkbox(value=False, description="momentum=None"))
+
+
+def _show(draw, result):
+    """Draw `result` into a new figure, show it once and close it; returns `result`."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 3.8), constrained_layout=True)
+    draw(result, ax)
+    plt.show()
+    plt.close(fig)      # shown once; closing keeps slider moves from piling up figures
+    return result

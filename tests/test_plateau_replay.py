@@ -1,7 +1,13 @@
-"""replay_plateau must match torch's ReduceLROnPlateau exactly, step by step, float for float."""
+"""replay_plateau must match torch's ReduceLROnPlateau exactly, step by step, float for float;
+and the table, sentence and figure that explain a replay."""
 
 import math
 
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -9,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from course_utils.plateau import improvement_bound, is_improvement, replay_plateau
+from course_utils.plateau_replay import (describe, draw_plateau, format_steps, improvement_bound,
+                                         is_improvement, replay_plateau)
 
 NAN = math.nan
 
@@ -35,6 +42,12 @@ def torch_trace(metrics, lr=0.1, **kwargs):
     and check that verdict against the public state: improved -> best == metric and no bad epoch
     counted; not improved -> best unchanged and the counter went up by one unless cooldown or a
     reduction reset it.
+
+    Why each step went as it did is derived from torch's state before the step and its verdict:
+    the bad epochs counted against patience (0 after an improvement or during cooldown, else one
+    more than before), whether cooldown was running, and whether a reduction was due. The best
+    the metric was compared with (`best_before`) and torch's `_is_better` are kept to check the
+    bound the replay reports.
     """
     optimizer, scheduler = make_torch_scheduler(lr, **kwargs)
     verdicts = []
@@ -61,10 +74,18 @@ def torch_trace(metrics, lr=0.1, **kwargs):
             assert scheduler.best == best_before
             assert scheduler.num_bad_epochs == bad_before + 1 or (
                 scheduler.num_bad_epochs == 0 and reset)
+        in_cooldown = cooldown_before > 0
+        counted = 0 if improved or in_cooldown else bad_before + 1
+        triggered = counted > scheduler.patience
+        if triggered:  # torch reset its counters: the reduction was due, even if eps skipped it
+            assert scheduler.num_bad_epochs == 0
+            assert scheduler.cooldown_counter == scheduler.cooldown
         rows.append(dict(epoch=scheduler.last_epoch, best=scheduler.best, improved=improved,
                          num_bad_epochs=scheduler.num_bad_epochs,
                          cooldown_counter=scheduler.cooldown_counter,
-                         lrs_before=lrs_before, lrs_after=lrs_after))
+                         lrs_before=lrs_before, lrs_after=lrs_after, counted=counted,
+                         in_cooldown=in_cooldown, triggered=triggered,
+                         best_before=best_before, is_better=torch_is_better))
     assert len(verdicts) == len(rows)  # one _is_better call per step
     return rows
 
@@ -89,6 +110,18 @@ def assert_matches_torch(metrics, **kwargs):
         assert step.improved == want["improved"], where
         assert step.num_bad_epochs == want["num_bad_epochs"], where
         assert step.cooldown_counter == want["cooldown_counter"], where
+        assert step.counted == want["counted"], where
+        assert step.in_cooldown == want["in_cooldown"], where
+        assert step.triggered == want["triggered"], where
+        # The bound is exactly where torch's verdict flips: the bound itself is not better, the
+        # next float on the better side is. NaN while torch's best is still infinite.
+        best_before, is_better = want["best_before"], want["is_better"]
+        if math.isfinite(best_before):
+            better_side = -math.inf if kwargs.get("mode", "min") == "min" else math.inf
+            assert not is_better(step.bound, best_before), where
+            assert is_better(math.nextafter(step.bound, better_side), best_before), where
+        else:
+            assert math.isnan(step.bound), where
     return steps
 
 
@@ -200,6 +233,107 @@ def test_tensor_and_numpy_metrics_are_accepted():
 
 def test_no_metrics_no_steps():
     assert replay_plateau([]) == []
+
+
+def test_metrics_that_are_not_numbers_get_a_clear_value_error():
+    for metrics in (["a", "b"], None, [torch.zeros(2)]):
+        with pytest.raises(ValueError, match="list of numbers"):
+            replay_plateau(metrics)
+
+
+def test_tensor_metrics_are_accepted():
+    steps = replay_plateau(torch.tensor([1.0, 0.5]))
+    assert column(steps, "metric") == [1.0, 0.5]
+
+
+# ---------------------------------------------------------------- why each step went as it did
+
+
+def test_replay_keeps_its_arguments_and_is_a_list_of_steps():
+    metrics = [1.0, 0.8, 0.81, 0.82, 0.83, 0.79, 0.80, 0.80, 0.80, 0.80]
+    kwargs = {"lr": 0.1, "factor": 0.5, "patience": 2, "cooldown": 1}
+    steps = replay_plateau(metrics, **kwargs)
+    assert steps == replay_plateau(metrics, **kwargs) and isinstance(steps, list)
+    assert column(steps, "epoch") == list(range(1, 11)) and column(steps, "metric") == metrics
+    assert steps.params["patience"] == 2 and steps.params["mode"] == "min"
+    assert "params=" in repr(steps)
+
+
+def test_counts_cooldown_and_reductions_on_a_flat_curve():
+    # Baseline in epoch 1, then never better: patience 2 and cooldown 2 reduce at 4 and 9.
+    steps = assert_matches_torch([1.0] * 12, patience=2, cooldown=2, factor=0.5)
+    assert column(steps, "counted") == [0, 1, 2, 3, 0, 0, 1, 2, 3, 0, 0, 1]
+    assert column(steps, "in_cooldown") == [False] * 4 + [True, True] + [False] * 3 + [True,
+                                                                                      True, False]
+    assert steps.reductions == [4, 9] and steps.skipped == []
+    assert [step.epoch for step in steps if step.triggered] == [4, 9]
+    assert steps.lr_used == [0.1] * 4 + [0.05] * 5 + [0.025] * 3
+
+
+def test_counts_match_torch():
+    metrics = [1.0, 0.9, 0.95, 0.96, 0.97, 0.8, 0.85, 0.86, 0.87, 0.88, 0.89, 0.7]
+    steps = assert_matches_torch(metrics, patience=1, cooldown=1)   # counted, triggered: as torch
+    assert [(s.counted, s.triggered) for s in steps] == [
+        (0, False), (0, False), (1, False), (2, True), (0, False), (0, False), (1, False),
+        (2, True), (0, False), (1, False), (2, True), (0, False)]
+
+
+def test_bound_is_what_the_metric_had_to_beat():
+    steps = replay_plateau([1.0, 0.5, 0.6], threshold=0.1, patience=5)
+    assert math.isnan(steps[0].bound)                       # anything beats +inf
+    assert steps[1].bound == 1.0 * (1 - 0.1) and steps[2].bound == 0.5 * (1 - 0.1)
+    assert replay_plateau([1.0, 0.5], threshold=0.1, threshold_mode="abs")[1].bound == 1.0 - 0.1
+    assert replay_plateau([0.5, 0.6], mode="max", threshold=0.1)[1].bound == 0.5 * (0.1 + 1.0)
+    assert all(math.isnan(step.bound) for step in replay_plateau([NAN, NAN]))  # best stays inf
+
+
+def test_steps_with_a_nan_bound_still_compare_equal():
+    # NaN != NaN; the bound is left out of ==, so a replay equals itself on every Python.
+    assert replay_plateau([1.0, 0.5]) == replay_plateau([1.0, 0.5])
+
+
+# ---------------------------------------------------------------- a replay, explained
+
+
+def test_skipped_reductions_are_reported():
+    steps = replay_plateau([1.0] * 3, patience=0, factor=0.5, eps=0.06)
+    assert steps.reductions == [] and steps.skipped == [2, 3]
+    assert "skipped" in describe(steps)
+    assert "<- due, skipped" in format_steps(steps)
+
+
+def test_describe_and_table():
+    steps = replay_plateau([1.0] * 8, patience=2)
+    assert describe(steps) == "2 reductions, at the end of epochs 4, 7: lr 0.1 -> 0.001."
+    table = format_steps(steps).splitlines()
+    assert len(table) == 9 and table[4].endswith("<- reduced") and "0.01" in table[4]
+    assert describe(replay_plateau([1.0, 0.9])) == "No reduction in 2 epochs; the lr stays 0.1."
+    one = replay_plateau([1.0] * 3, patience=1)
+    assert describe(one) == "1 reduction, at the end of epoch 3: lr 0.1 -> 0.01."
+
+
+def test_table_shows_every_param_group():
+    steps = replay_plateau([1, 1, 1], lr=[0.1, 0.01], patience=0, min_lr=[0.005, 0.0])
+    last = format_steps(steps).splitlines()[-1]
+    assert "0.01 0.001" in last and "0.005 0.0001" in last
+
+
+def test_draw_has_three_panels_and_marks_reductions():
+    steps = replay_plateau([1.0] * 12, patience=2, cooldown=2, factor=0.5)
+    fig = draw_plateau(steps, metric_label="validation loss")
+    ax_metric, ax_count, ax_lr = fig.axes
+    assert ax_lr.get_yscale() == "log" and ax_lr.get_xlabel() == "epoch"
+    assert ax_metric.get_ylabel() == "validation loss"
+    # One dotted line per reduction in each panel, at the end of the reducing epoch.
+    for ax in fig.axes:
+        assert sorted(line.get_xdata()[0] for line in ax.lines
+                      if line.get_linestyle() == ":" and line.get_xdata()[0] in (4.5, 9.5)) == [4.5,
+                                                                                          9.5]
+    assert [bar.get_height() for bar in ax_count.patches[:12]] == column(steps, "counted")
+    assert fig._suptitle.get_text() == describe(steps)
+    # Drawing again into the same figure replaces the panels instead of adding to them.
+    assert len(draw_plateau(steps, fig).axes) == 3
+    plt.close(fig)
 
 
 def test_is_improvement_matches_torch_is_better():

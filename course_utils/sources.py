@@ -1,0 +1,211 @@
+"""Where the (Fashion-)MNIST files come from, and how IDX files are read and written.
+
+`find` tries these sources in order and says which one answered: (1) the cache, in torchvision's
+layout ``<root>/FashionMNIST/raw/*-ubyte`` (root: the argument, else `default_root()`); (2)
+Debian's package ``dataset-fashion-mnist`` (decompressed into the cache once, checksums
+verified); (3) torchvision's download, when online; (4) the mini subset bundled with this
+package (5,000 train / 1,000 test real images). Learners call `data.load_fashion_mnist`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+from pathlib import Path
+
+import torch
+
+
+SOURCES = ("cache", "debian", "download", "bundled")
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+BUNDLED_DIR = Path(__file__).parent / "mini"
+FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+         "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_NAMES = [name for pair in FILES.values() for name in pair]     # train images, labels; test ...
+# Size in bytes and SHA-256 of each decompressed file, in the order of _NAMES. The .gz files
+# differ between mirrors (Debian recompressed them), their content does not.
+FASHION_MNIST_SHA256 = dict(zip(_NAMES, [
+    (47040016, "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+    (60008, "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+    (7840016, "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+    (10008, "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34")]))
+# The mini subset bundled in course_utils/mini, as printed by scripts/make_mini_dataset.py.
+BUNDLED_SHA256 = dict(zip(_NAMES, [
+    (3920016, "e847eed58e77ebc9aa16c92546704b1ae089c3482477d116e4ea86bd7d00c352"),
+    (5008, "4aa56d1c8576a8d430f94ac1d386d06bca33a0379d8f9ccb8803147597cefdea"),
+    (784016, "5565b8dbe0dcfb6ab0d6b2ca56fc96c26455954b5a4de90a0c79561adb4274fe"),
+    (1008, "eb9cef6b8c26a9feaf5d4f3ab8271d339f10141f00f71979c0f1128229e2bdc5")]))
+# Published checksums by torchvision folder name; MNIST's cache is read unchecked.
+_CHECKSUMS = {"FashionMNIST": FASHION_MNIST_SHA256}
+
+
+class DataError(RuntimeError):
+    """The data is missing, corrupted or not in the expected format."""
+
+
+def find(name: str, folder: str, root=None, source: str = "auto") -> tuple[dict, str]:
+    """{"train": (images, labels), "test": (...)} as uint8 tensors, and where they came from.
+    `folder` is torchvision's ("FashionMNIST", "MNIST"); `source` is "auto" or one of SOURCES."""
+    if source != "auto" and source not in SOURCES:
+        raise ValueError(f"source={source!r} is not one of 'auto', " + ", ".join(
+            repr(s) for s in SOURCES) + ".")
+    root = Path(root).expanduser() if root is not None else default_root()
+    for each in (SOURCES if source == "auto" else (source,)):
+        try:
+            result = _LOADERS[each](folder, root)
+        except DataError as error:
+            if source != "auto":
+                raise
+            print(f"{name}: skipping the {each} source: {error}")
+            continue
+        if result is not None:
+            return result
+    forced = "" if source == "auto" else f"{name} is not available from source={source!r}.\n"
+    raise DataError(forced + _missing_message(name, folder, root))
+
+
+def default_root() -> Path:
+    """The cache folder: $COURSE_DATA_DIR, else ~/.cache/course_utils."""
+    env = os.environ.get("COURSE_DATA_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "course_utils"
+
+
+# ----------------------------------------------------------------------------- the four sources
+
+def _from_cache(folder: str, root: Path):
+    raw = root / folder / "raw"
+    if not _all_present(raw):
+        return None
+    loaded = {split: _read_split(raw, split, "", _CHECKSUMS.get(folder)) for split in FILES}
+    return loaded, f"the cache {raw}"
+
+
+def _from_debian(folder: str, root: Path):
+    if folder != "FashionMNIST" or not _all_present(DEBIAN_DIR, ".gz"):
+        return None
+    loaded = {split: _read_split(DEBIAN_DIR, split, ".gz", FASHION_MNIST_SHA256)
+              for split in FILES}
+    try:    # decompressed once, so the next call (and torchvision) reads the cache
+        for split, tensors in loaded.items():
+            for file_name, tensor in zip(FILES[split], tensors):
+                write_idx(root / folder / "raw" / file_name, tensor)
+    except OSError:
+        pass    # a read-only home folder only costs the decompression next time
+    return loaded, f"Debian's package dataset-fashion-mnist ({DEBIAN_DIR})"
+
+
+def _from_download(folder: str, root: Path):
+    from torchvision import datasets  # imported here: only this path needs torchvision
+
+    try:
+        for train in (True, False):     # datasets.FashionMNIST or datasets.MNIST
+            getattr(datasets, folder)(str(root), train=train, download=True)
+    except Exception:   # offline, a firewall, a mirror down: fall through to the next source
+        return None
+    return _from_cache(folder, root)[0], f"a download into {root / folder}"
+
+
+def _from_bundled(folder: str, root: Path):
+    if folder != "FashionMNIST" or not _all_present(BUNDLED_DIR, ".gz"):
+        return None
+    loaded = {split: _read_split(BUNDLED_DIR, split, ".gz", BUNDLED_SHA256) for split in FILES}
+    return loaded, ("the MINI SUBSET bundled with course_utils. WARNING: this is NOT the full "
+                    "dataset; accuracies will be lower. Call load_fashion_mnist(source='auto') "
+                    "online once to get all 70,000 images")
+
+
+_LOADERS = {"cache": _from_cache, "debian": _from_debian,
+            "download": _from_download, "bundled": _from_bundled}
+
+
+def _missing_message(name: str, folder: str, root: Path) -> str:
+    ways = [f"  - put the four *-ubyte files in {root / folder / 'raw'} (the cache; "
+            "set COURSE_DATA_DIR to use another folder)"]
+    if folder == "FashionMNIST":
+        ways.append("  - on Debian or Ubuntu: sudo apt-get install dataset-fashion-mnist")
+    ways.append(f"  - go online once: torchvision downloads {name} into the cache")
+    if folder == "FashionMNIST":
+        ways.append("  - reinstall course_utils: its bundled mini subset is missing")
+    return f"{name} was not found. Ways to get it:\n" + "\n".join(ways)
+
+
+# ----------------------------------------------------------------------------- IDX files
+
+def read_idx(path: str | os.PathLike) -> torch.Tensor:
+    """Read an IDX file (gzipped or not) into a uint8 tensor, checking its header."""
+    path = Path(path)
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+        content = f.read()
+    if len(content) < 4 or content[:2] != b"\x00\x00" or content[2] != 0x08:
+        raise DataError(f"{path} is not an IDX file of unsigned bytes (bad magic number).")
+    ndim = content[3]
+    shape = struct.unpack(f">{ndim}I", content[4:4 + 4 * ndim])
+    expected = 4 + 4 * ndim + int(torch.tensor(shape).prod())
+    if len(content) != expected:
+        raise DataError(f"{path} is truncated or padded: {len(content):,} bytes, its header "
+                        f"promises {expected:,}. Delete it and load again.")
+    return torch.frombuffer(bytearray(content), dtype=torch.uint8,
+                            offset=4 + 4 * ndim).reshape(shape)
+
+
+def write_idx(path: str | os.PathLike, tensor: torch.Tensor, *, compress: bool = False) -> Path:
+    """Write integers 0-255 as an IDX file of unsigned bytes, gzipped when `compress`."""
+    path = Path(path)
+    if tensor.numel() and (int(tensor.min()) < 0 or int(tensor.max()) > 255):
+        raise ValueError(f"IDX files of unsigned bytes hold 0-255; {path.name} would get values "
+                         f"from {int(tensor.min())} to {int(tensor.max())}.")
+    tensor = tensor.detach().cpu().to(torch.uint8).contiguous()
+    # The header: two zero bytes, 0x08 (unsigned bytes), the number of dimensions, each size.
+    content = struct.pack(f">HBB{tensor.dim()}I", 0, 0x08, tensor.dim(), *tensor.shape)
+    content += tensor.numpy().tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Atomic (a temporary file, then a rename: never a half-written file) and reproducible
+    # (gzip without a time stamp or file name: the same tensor gives the same bytes).
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as raw:
+            if compress:
+                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
+                    f.write(content)
+            else:
+                raw.write(content)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _all_present(folder: Path, suffix: str = "") -> bool:
+    return all((folder / (name + suffix)).is_file() for name in _NAMES)
+
+
+def _read_split(folder: Path, split: str, suffix: str, checksums: dict | None) -> tuple:
+    # A file whose name is in `checksums` is verified, except an uncompressed file of another
+    # size: a small hand-made cache has no published sum, and a truncated file fails the IDX
+    # header check in `read_idx` instead.
+    tensors = []
+    for name in FILES[split]:
+        path = folder / (name + suffix)
+        size, sha256 = (checksums or {}).get(name, (None, None))
+        if sha256 and (suffix == ".gz" or path.stat().st_size == size) \
+                and _sha256(path) != sha256:
+            raise DataError(f"{path} is corrupted: its SHA-256 does not match the published "
+                            "data. Delete it (or reinstall its package) and load again.")
+        tensors.append(read_idx(path))
+    images, labels = tensors
+    if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
+        raise DataError(f"{folder}: {split} images {tuple(images.shape)} do not match "
+                        f"labels {tuple(labels.shape)}.")
+    if len(labels) and int(labels.max()) > 9:
+        raise DataError(f"{folder}: {split} labels go up to {int(labels.max())}, expected 0-9.")
+    return images, labels
