@@ -37,6 +37,9 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 SETUP = """\
 import matplotlib
 matplotlib.use("module://matplotlib_inline.backend_inline")
+import matplotlib.pyplot as plt
+plt.figure().canvas.draw()      # a fresh machine builds matplotlib's font cache here, not later
+plt.close("all")
 from course_utils.widgets import exponential
 explorer = exponential.exponential_explorer(gamma=0.9, epochs=30)   # and the default lr, 0.05
 """
@@ -47,7 +50,7 @@ pathlib.Path({marker!r}).touch()
 """
 # After its set-up cell has finished, a page shows its drawing within seconds; with no drawing
 # this long after the marker, the page is stalled and is opened again.
-STALL_AFTER_S = 25
+STALL_AFTER_S = 40
 PAGE_TIMEOUT_S = 150      # the most one attempt may take: a cold start on a loaded machine
 DISCONNECT = """\
 # The control: the sliders no longer reach the drawing function.
