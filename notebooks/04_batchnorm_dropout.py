@@ -912,7 +912,8 @@ for name in ("BN", "Dropout", "BN + Dropout"):
 for name in ("BN after ReLU", "Dropout before BN"):
     print(f"{name} vs the paper's order (BN + Dropout): the test accuracy is "
           f"{verdicts[f'{name} vs BN + Dropout: test_acc']}")
-#
+
+# %% [markdown]
 # ### The variance shift inside a trained network
 #
 # In "Dropout before BN" the last BatchNorm's input passes through Dropout first. During
