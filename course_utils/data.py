@@ -112,6 +112,19 @@ def train_val_split(split: Split, val_size: int | float = 5000,
     return split.take(order[n_val:]), split.take(order[:n_val])
 
 
+def lesson_split(full: Split, *, val_size: int, train_size: int | None = None,
+                 seed: int = 0) -> tuple[Split, Split]:
+    """The notebooks' (train, validation) split, sized to the data that was found: `val_size`
+    held out, at most a fifth of `full` (so the bundled subset still trains, and it says so),
+    then a stratified `train_size` of the rest (None keeps all of it)."""
+    fitted = min(val_size, len(full) // 5)
+    if fitted < val_size:
+        print(f"Only {len(full):,} training images: holding out {fitted:,} for validation "
+              f"instead of {val_size:,}.")
+    train, val = train_val_split(full, val_size=fitted, seed=seed)
+    return (train if train_size is None else stratified_subset(train, train_size, seed)), val
+
+
 # ----------------------------------------------------------------------------- the loader
 
 class TensorLoader:

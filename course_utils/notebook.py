@@ -6,6 +6,7 @@ numbers that tests and `make run` read: `record` tags a value with a MIME type o
 from __future__ import annotations
 
 import json
+import math
 import os
 
 RECORD_MIME = "application/x.course-record+json"
@@ -48,15 +49,31 @@ def read_records(notebook) -> dict:
     return records
 
 
-def check_answer(answer, expected, *, tolerance: float = 1e-9) -> bool:
-    """An exercise's self-check: prints whether `answer` equals `expected` (numbers within a
-    relative `tolerance`, anything else exactly) and returns it."""
+def check_answer(answer, expected, *, digits: int = 3) -> bool:
+    """An exercise's self-check: prints whether `answer` is right, and how close it is.
+
+    A float `expected` accepts any answer within one unit of its `digits`-th significant digit
+    (0.8409 and 0.841 both pass for 0.840896...); an int `expected` (an epoch, a count) and
+    anything that is not a number must match exactly."""
     if answer is None:
         print("No answer yet: replace None with your answer and run this cell again.")
         return False
-    if isinstance(expected, (int, float)) and isinstance(answer, (int, float)):
-        correct = abs(answer - expected) <= tolerance * max(abs(expected), 1e-300)
+    number = (int, float)
+    if not (isinstance(expected, number) and isinstance(answer, number)) \
+            or isinstance(expected, bool) or isinstance(answer, bool):
+        correct = answer == expected and isinstance(answer, bool) == isinstance(expected, bool)
+        print("Correct!" if correct else f"Not yet: {answer!r} is not the expected answer.")
+        return correct
+    error = abs(answer - expected)
+    if isinstance(expected, int):
+        correct, how = error == 0, f"{error:g} away from the answer, a whole number"
     else:
-        correct = answer == expected
-    print("Correct!" if correct else f"Not yet: {answer!r} is not the expected value. Try again.")
+        unit = 10.0 ** (math.floor(math.log10(abs(expected))) - digits + 1) if expected else 1e-12
+        correct = error <= unit
+        share = f" ({100 * error / abs(expected):.2g} % of it)" if expected else ""
+        how = f"{error:.2g} away from the answer{share}; {digits} significant digits are enough"
+    if correct:
+        print("Correct!" if error == 0 else f"Correct! (your answer is {how})")
+    else:
+        print(f"Not yet: {answer!r} is {how}. Try again.")
     return correct

@@ -414,9 +414,8 @@ print(exponential.format_table(exponential.exponential_view(LR, 0.9, 30)))
 
 # %%
 train_full, test = data.load_fashion_mnist()
-train, val = data.train_val_split(train_full, val_size=VAL_SIZE, seed=SEED)
-if TRAIN_SIZE is not None:
-    train = data.stratified_subset(train, TRAIN_SIZE, seed=SEED)
+train, val = data.lesson_split(train_full, val_size=VAL_SIZE, train_size=TRAIN_SIZE,
+                               seed=SEED)
 train_loader = data.TensorLoader(train, BATCH_SIZE, shuffle=True, device=device, seed=SEED)
 val_loader = data.TensorLoader(val, 1000, device=device)
 steps_per_epoch = len(train_loader)

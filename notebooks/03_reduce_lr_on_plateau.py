@@ -545,9 +545,8 @@ plt.show()
 
 # %%
 train_full, test = data.load_fashion_mnist()
-train, val = data.train_val_split(train_full, val_size=VAL_SIZE, seed=SEED)
-if TRAIN_SIZE is not None:
-    train = data.stratified_subset(train, TRAIN_SIZE, seed=SEED)
+train, val = data.lesson_split(train_full, val_size=VAL_SIZE, train_size=TRAIN_SIZE,
+                               seed=SEED)
 train_loader = data.TensorLoader(train, BATCH_SIZE, shuffle=True, device=device, seed=SEED)
 val_loader = data.TensorLoader(val, 1000, device=device)
 print(f"{len(train):,} training images, {len(val):,} validation images")
@@ -713,9 +712,8 @@ try:
     recipe_data = "MNIST"
 except data.DataError:
     recipe_full, recipe_data = train_full, "Fashion-MNIST (MNIST could not be loaded)"
-recipe_train, recipe_val = data.train_val_split(recipe_full, val_size=VAL_SIZE, seed=SEED)
-if RECIPE_TRAIN_SIZE is not None:
-    recipe_train = data.stratified_subset(recipe_train, RECIPE_TRAIN_SIZE, seed=SEED)
+recipe_train, recipe_val = data.lesson_split(recipe_full, val_size=VAL_SIZE,
+                                           train_size=RECIPE_TRAIN_SIZE, seed=SEED)
 recipe_train_loader = data.TensorLoader(recipe_train, 64, shuffle=True, device=device,
                                         seed=SEED)
 recipe_val_loader = data.TensorLoader(recipe_val, 1000, device=device)
@@ -1099,8 +1097,7 @@ notebook.check_answer(answer_1,
 
 # %%
 answer_2 = None
-notebook.check_answer(answer_2, plateau_replay.improvement_bound(0.50, threshold=0.01),
-                      tolerance=1e-6)
+notebook.check_answer(answer_2, plateau_replay.improvement_bound(0.50, threshold=0.01))
 
 # %% [markdown]
 # **3.** `patience=1`, `cooldown=3`, a loss that never improves after epoch 1. The first

@@ -92,8 +92,8 @@ SEED = 0                                      # the first seed; the others are S
 
 # %%
 train_full, test = data.load_fashion_mnist()
-train, val = data.train_val_split(train_full, val_size=VAL_SIZE, seed=SEED)
-train = data.stratified_subset(train, TRAIN_SIZE, seed=SEED)
+train, val = data.lesson_split(train_full, val_size=VAL_SIZE, train_size=TRAIN_SIZE,
+                               seed=SEED)
 if TEST_SIZE is not None:
     test = data.stratified_subset(test, TEST_SIZE, seed=SEED)
 # Training accuracy is measured on as many training images as there are validation images, so
@@ -1293,7 +1293,7 @@ answer_1 = None
 bn_exercise = nn.BatchNorm2d(1)
 for _ in range(3):
     bn_exercise(torch.tensor([1.0, 3.0]).view(2, 1, 1, 1))    # mean 2.0
-notebook.check_answer(answer_1, bn_exercise.running_mean.item(), tolerance=1e-6)
+notebook.check_answer(answer_1, bn_exercise.running_mean.item())
 
 # %% [markdown]
 # **2.** A Keras model uses `BatchNormalization(momentum=0.99)`. Which `momentum` gives a
@@ -1303,7 +1303,7 @@ notebook.check_answer(answer_1, bn_exercise.running_mean.item(), tolerance=1e-6)
 answer_2 = None
 moving, batch_value = torch.tensor([0.3]), torch.tensor([2.0])
 keras_result = keras_update(moving, batch_value, 0.99)
-notebook.check_answer(answer_2, 1 - 0.99, tolerance=1e-6)
+notebook.check_answer(answer_2, 1 - 0.99)
 if answer_2 is not None:
     print("your PyTorch update:", ((1 - answer_2) * moving + answer_2 * batch_value).item(),
           "Keras:", keras_result.item())
@@ -1314,8 +1314,8 @@ if answer_2 is not None:
 
 # %%
 answer_3 = None
-notebook.check_answer(answer_3, nn.Dropout(0.2).train()(torch.full((100,), 5.0)).max().item(),
-                      tolerance=1e-6)
+notebook.check_answer(answer_3,
+                      nn.Dropout(0.2).train()(torch.full((100,), 5.0)).max().item())
 
 # %% [markdown]
 # **4.** Over how many numbers does `BatchNorm2d` average to compute one channel's mean for an

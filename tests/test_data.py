@@ -29,6 +29,21 @@ def test_train_val_split_is_disjoint_and_seeded(mini):
         data.train_val_split(train, val_size=len(train))
 
 
+def test_lesson_split_keeps_the_sizes_asked_for_when_the_data_is_large_enough(mini, capsys):
+    train, _ = mini                                         # the bundled 5,000 images
+    part, val = data.lesson_split(train, val_size=1000, train_size=2000, seed=1)
+    assert (len(part), len(val)) == (2000, 1000) and capsys.readouterr().out == ""
+    same, _ = data.train_val_split(train, val_size=1000, seed=1)
+    assert torch.equal(data.stratified_subset(same, 2000, seed=1).images, part.images)
+
+
+def test_lesson_split_shrinks_to_the_data_and_says_so(mini, capsys):
+    train, _ = mini
+    part, val = data.lesson_split(train, val_size=5000, seed=0)   # full mode's 5,000
+    assert (len(part), len(val)) == (4000, 1000)
+    assert "holding out 1,000 for validation instead of 5,000" in capsys.readouterr().out
+
+
 # ----------------------------------------------------------------------------- TensorLoader
 
 def _indexed_split(n):

@@ -28,13 +28,27 @@ def test_record_refuses_values_that_cannot_be_read_back():
         notebook.record("model", object())
 
 
-def test_check_answer(capsys):
-    assert notebook.check_answer(0.025, 0.025000000000000001)
-    assert not notebook.check_answer(0.03, 0.025)
-    assert "Not yet" in capsys.readouterr().out
+def test_check_answer_accepts_the_digits_a_learner_types_and_says_how_close(capsys):
+    assert notebook.check_answer(0.8409, 0.5 ** 0.25)           # four digits typed by hand
+    assert notebook.check_answer(0.841, 0.5 ** 0.25)            # three
+    assert "away from the answer" in capsys.readouterr().out
+    assert not notebook.check_answer(0.85, 0.5 ** 0.25)
+    assert "1.1 % of it" in capsys.readouterr().out
+    assert notebook.check_answer(0.84, 0.5 ** 0.25, digits=2)
+    assert not notebook.check_answer(0.8409, 0.5 ** 0.25, digits=6)
+    assert notebook.check_answer(0.025, 0.1 * 0.5 ** 2)
+    assert notebook.check_answer(1e-9, 1.0000000001e-9) and not notebook.check_answer(2e-9, 1e-9)
+    assert notebook.check_answer(0.0, 0.0) and not notebook.check_answer(0.1, 0.0)
+
+
+def test_check_answer_wants_whole_numbers_and_other_answers_exactly(capsys):
+    assert notebook.check_answer(7, 7) and notebook.check_answer(7.0, 7)
+    assert not notebook.check_answer(6, 7)
+    assert "1 away from the answer, a whole number" in capsys.readouterr().out
+    assert not notebook.check_answer("7", 7) and not notebook.check_answer(True, 1)
+    assert notebook.check_answer("max", "max")
     assert not notebook.check_answer(None, 0.025)
     assert "replace None" in capsys.readouterr().out
-    assert notebook.check_answer(7, 7) and not notebook.check_answer("7", 7)
 
 
 def test_index_page_lists_every_notebook_with_time_and_numbers():

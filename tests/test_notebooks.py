@@ -44,12 +44,9 @@ from course_utils import data as _data
 _load_fashion_mnist = _data.load_fashion_mnist
 _data.load_fashion_mnist = lambda *a, **k: _load_fashion_mnist(*a, **{**k, "source": "bundled"})
 """
-# Notebooks whose full-mode parameters do not fit the 5,000 bundled training images yet (a later
-# issue fixes them): their bundled variant is a strict xfail, so the fix must remove it from here.
-_TOO_SMALL = ("full mode holds out VAL_SIZE=5000 validation images (and notebook 04 wants 10,000 "
-              "training images) from the 5,000 bundled training images")
-FAILS_ON_BUNDLED_SUBSET = {stem: _TOO_SMALL for stem in (
-    "01_lr_schedulers", "02_exponential_lr", "03_reduce_lr_on_plateau", "04_batchnorm_dropout")}
+# Notebooks whose full-mode parameters do not fit the 5,000 bundled training images: their
+# bundled variant is a strict xfail, so a fix must remove it from here. None today.
+FAILS_ON_BUNDLED_SUBSET: dict[str, str] = {}
 # Cell markers that would make nbval skip a cell, or expect it to fail: every cell must run.
 NOT_RUN_MARKERS = ("nbval-skip", "skip-execution", "nbval-raises-exception", "raises-exception")
 
