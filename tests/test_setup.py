@@ -3,8 +3,12 @@
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:    # Python 3.10: the same parser as tomli, which pytest needs there
+    import tomli as tomllib
 
 import pytest
 
