@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +35,38 @@ def _set_rng_states(states: dict) -> None:
         np.random.set_state((kind, keys.numpy().astype("uint32"), position, has_gauss, cached))
 
 
+# torch < 2.4 loads with weights_only=True only tensors, plain data and a few types, and two
+# scheduler states hold more: MultiStepLR's milestones are a collections.Counter (saved as
+# {COUNTER: dict}, turned back on loading) and OneCycleLR's anneal_func is a method (left out:
+# the scheduler that loads the state keeps its own). SequentialLR nests states in a list.
+COUNTER = "collections.Counter"
+
+
+def _plain(value):
+    if isinstance(value, Counter):
+        return {COUNTER: dict(value)}
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items() if not callable(item)}
+    return [_plain(item) for item in value] if isinstance(value, list) else value
+
+
+def _restored(value):
+    if isinstance(value, dict) and set(value) == {COUNTER}:
+        return Counter(value[COUNTER])
+    if isinstance(value, dict):
+        return {key: _restored(item) for key, item in value.items()}
+    return [_restored(item) for item in value] if isinstance(value, list) else value
+
+
 def save_checkpoint(path: str | os.PathLike, *, model, optimizer=None, scheduler=None,
                     history: History | None = None, extra: dict | None = None) -> Path:
     """Write everything needed to resume training to `path`, atomically (a temporary file, then
     a rename), so an interrupted save never leaves a broken file."""
     path = Path(path)
+    scheduler_state = scheduler.state_dict() if scheduler is not None else None
     state = {"model": model.state_dict(), "rng": _rng_states(), "extra": extra or {},
              "optimizer": optimizer.state_dict() if optimizer is not None else None,
-             "scheduler": scheduler.state_dict() if scheduler is not None else None,
+             "scheduler": _plain(scheduler_state),
              "history": history.to_dict() if history is not None else None,
              "epoch": len(history) if history is not None else 0}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +102,7 @@ def load_checkpoint(path: str | os.PathLike, *, model, optimizer=None, scheduler
         if part is not None:
             if state[name] is None:
                 raise ValueError(f"{path} holds no {name} state; pass {name}=None.")
-            part.load_state_dict(state[name])
+            part.load_state_dict(_restored(state[name]))
     if restore_rng:
         _set_rng_states(state["rng"])
     history = History.from_dict(state["history"]) if state["history"] is not None else History()

@@ -8,8 +8,12 @@ line of each bootstrap cell. tests/test_colab.py checks that they all agree.
 """
 
 import re
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:    # Python 3.10: the same parser as tomli, which pytest needs there
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 BADGE = re.compile(r"https://colab\.research\.google\.com/github/[^/\s)\"]+/[^/\s)\"]+/blob/"

@@ -45,3 +45,14 @@ def small_loaders(mini):
     val = data.stratified_subset(test, 256, seed=0)
     return (data.TensorLoader(train, 64, shuffle=True, seed=0),
             data.TensorLoader(val, 128))
+
+
+@pytest.fixture
+def show():
+    """Show an explorer as a notebook cell does: ipywidgets 7.7 (what Colab ships) computes an
+    `interactive`'s first `.result` when it is displayed, 8.x already when it is created; the
+    `update()` that displaying runs in 7.7 gives the same state on both."""
+    def show(explorer):
+        explorer.update()
+        return explorer
+    return show

@@ -48,7 +48,9 @@ def test_resume_gives_the_same_run_bitwise(small_loaders, tmp_path):
 
 # Every scheduler the series teaches, with the cadence it is stepped at: 4 epochs of 4 batches.
 RESUMABLE = {
+    "LambdaLR": (lambda opt: lr_scheduler.LambdaLR(opt, lambda epoch: 0.5 ** epoch), "epoch"),
     "StepLR": (lambda opt: lr_scheduler.StepLR(opt, step_size=1, gamma=0.5), "epoch"),
+    "MultiStepLR": (lambda opt: lr_scheduler.MultiStepLR(opt, milestones=[1, 3, 3]), "epoch"),
     "ExponentialLR": (lambda opt: lr_scheduler.ExponentialLR(opt, gamma=0.7), "epoch"),
     "ExponentialLR per batch": (lambda opt: lr_scheduler.ExponentialLR(opt, gamma=0.97), "batch"),
     "CosineAnnealingLR": (lambda opt: lr_scheduler.CosineAnnealingLR(opt, T_max=4), "epoch"),
@@ -61,6 +63,9 @@ RESUMABLE = {
     "LinearLR then cosine per batch": (lambda opt: lr_scheduler.SequentialLR(
         opt, [lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=4),
               lr_scheduler.CosineAnnealingLR(opt, T_max=12)], milestones=[4]), "batch"),
+    "LinearLR then MultiStepLR": (lambda opt: lr_scheduler.SequentialLR(
+        opt, [lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=2),
+              lr_scheduler.MultiStepLR(opt, milestones=[1])], milestones=[2]), "epoch"),
     "CosineAnnealingWarmRestarts": (lambda opt: lr_scheduler.CosineAnnealingWarmRestarts(
         opt, T_0=5), "batch"),
     "CyclicLR": (lambda opt: lr_scheduler.CyclicLR(opt, base_lr=0.005, max_lr=0.1,
@@ -107,6 +112,19 @@ def test_every_scheduler_resumes_bitwise(name, tiny_loaders, tmp_path):
         "the schedule must change the lr, or the check proves nothing"
     for key, value in model.state_dict().items():
         assert torch.equal(value, again[0].state_dict()[key]), key
+
+
+def test_multistep_milestones_load_as_a_counter(tmp_path):
+    # torch < 2.4 loads no collections.Counter with weights_only=True, so the file holds a plain
+    # dict; loading turns it back (MultiStepLR's closed form calls milestones.elements()).
+    model, optimizer, scheduler = new_run()
+    checkpoint.save_checkpoint(tmp_path / "m.pt", model=model, optimizer=optimizer,
+                               scheduler=scheduler)
+    _, optimizer, fresh = new_run()
+    fresh.milestones = None
+    checkpoint.load_checkpoint(tmp_path / "m.pt", model=model, optimizer=optimizer,
+                               scheduler=fresh)
+    assert fresh.milestones == scheduler.milestones and list(fresh.milestones.elements()) == [3]
 
 
 def test_resume_without_scheduler_state_differs(small_loaders, tmp_path):

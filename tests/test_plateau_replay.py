@@ -32,40 +32,49 @@ def make_torch_scheduler(lr=0.1, **kwargs):
     return optimizer, ReduceLROnPlateau(optimizer, **kwargs)
 
 
+def torch_is_better(metric, best, *, mode="min", threshold=1e-4, threshold_mode="rel"):
+    """Torch's own verdict on whether `metric` improves on `best`, read through its public
+    behaviour (the method that decides is private and was renamed in torch 2.9): a scheduler with
+    patience=0 whose best is `best` keeps its lr at a metric that is better and reduces it at once
+    at one that is not."""
+    optimizer, probe = make_torch_scheduler(lr=1.0, mode=mode, threshold=threshold,
+                                            threshold_mode=threshold_mode, patience=0)
+    probe.best = best
+    probe.step(metric)
+    return optimizer.param_groups[0]["lr"] == 1.0
+
+
 def torch_trace(metrics, lr=0.1, **kwargs):
     """Step torch's scheduler through `metrics`; record what PlateauStep records, as dicts.
 
     "improved" cannot always be read off the public state: after an improvement num_bad_epochs
     is 0, but it is also 0 during cooldown and after a reduction (even one skipped by eps or
     min_lr), and best keeps its value when the metric equals it (a tie counts as an improvement in
-    the negative-metric "rel" trap). So we record torch's own verdict by wrapping `_is_better`,
-    and check that verdict against the public state: improved -> best == metric and no bad epoch
-    counted; not improved -> best unchanged and the counter went up by one unless cooldown or a
-    reduction reset it.
+    the negative-metric "rel" trap). So we ask torch for its verdict (`torch_is_better`, with the
+    same mode and threshold) and check it against the public state: improved -> best == metric
+    and no bad epoch counted; not improved -> best unchanged and the counter went up by one
+    unless cooldown or a reduction reset it.
 
     Why each step went as it did is derived from torch's state before the step and its verdict:
     the bad epochs counted against patience (0 after an improvement or during cooldown, else one
     more than before), whether cooldown was running, and whether a reduction was due. The best
-    the metric was compared with (`best_before`) and torch's `_is_better` are kept to check the
+    the metric was compared with (`best_before`) and the verdict function are kept to check the
     bound the replay reports.
     """
     optimizer, scheduler = make_torch_scheduler(lr, **kwargs)
-    verdicts = []
-    torch_is_better = scheduler._is_better
+    rule = {key: kwargs[key] for key in ("mode", "threshold", "threshold_mode") if key in kwargs}
 
-    def recording_is_better(a, best):
-        verdicts.append(torch_is_better(a, best))
-        return verdicts[-1]
+    def is_better(metric, best):
+        return torch_is_better(metric, best, **rule)
 
-    scheduler._is_better = recording_is_better
     rows = []
     for metric in metrics:
         lrs_before = tuple(group["lr"] for group in optimizer.param_groups)
         best_before, bad_before = scheduler.best, scheduler.num_bad_epochs
         cooldown_before = scheduler.cooldown_counter
+        improved = is_better(metric, best_before)
         scheduler.step(metric)
         lrs_after = tuple(scheduler.get_last_lr())
-        improved = verdicts[-1]
         # Not improved, yet no bad epoch counted: only cooldown or a reduction reset it.
         reset = cooldown_before > 0 or bad_before + 1 > scheduler.patience
         if improved:
@@ -85,8 +94,7 @@ def torch_trace(metrics, lr=0.1, **kwargs):
                          cooldown_counter=scheduler.cooldown_counter,
                          lrs_before=lrs_before, lrs_after=lrs_after, counted=counted,
                          in_cooldown=in_cooldown, triggered=triggered,
-                         best_before=best_before, is_better=torch_is_better))
-    assert len(verdicts) == len(rows)  # one _is_better call per step
+                         best_before=best_before, is_better=is_better))
     return rows
 
 
@@ -336,16 +344,16 @@ def test_draw_has_three_panels_and_marks_reductions():
     plt.close(fig)
 
 
-def test_is_improvement_matches_torch_is_better():
+def test_is_improvement_matches_torchs_verdict():
     values = [-2.0, -1.0, -0.9999, 0.0, 0.5, 0.99989, 0.99995, 1.0, 1.00005, 2.0, NAN, math.inf]
     for mode in ("min", "max"):
         for threshold_mode in ("rel", "abs"):
-            _, scheduler = make_torch_scheduler(mode=mode, threshold_mode=threshold_mode)
             for best in (-1.0, 0.0, 1.0):
                 for metric in values:
                     ours = is_improvement(metric, best, mode=mode, threshold=1e-4,
                                           threshold_mode=threshold_mode)
-                    assert ours == scheduler._is_better(metric, best), (mode, threshold_mode)
+                    assert ours == torch_is_better(metric, best, mode=mode,
+                                                   threshold_mode=threshold_mode), (mode, best)
     assert not is_improvement(0.99995, 1.0) and is_improvement(0.99989, 1.0)
 
 

@@ -3,8 +3,12 @@
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:    # Python 3.10: the same parser as tomli, which pytest needs there
+    import tomli as tomllib
 
 import pytest
 
@@ -33,6 +37,18 @@ def test_requirements_have_lower_bounds_only():
         assert re.fullmatch(r"[A-Za-z0-9_.-]+>=[0-9.]+", requirement), requirement
 
 
+def test_minimum_constraints_pin_each_declared_lower_bound():
+    # `make test-min` installs constraints/minimum.txt: exactly the versions promised here.
+    project = pyproject()["project"]
+    declared = {}
+    for requirement in project["dependencies"] + project["optional-dependencies"]["test"]:
+        name, bound = requirement.split(">=")
+        declared[name] = ".".join((bound.split(".") + ["0", "0"])[:3])      # 2.3 -> 2.3.0
+    lines = (ROOT / "constraints" / "minimum.txt").read_text().splitlines()
+    pinned = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    assert pinned == declared
+
+
 def test_readme_first_screen_gives_the_two_commands():
     first_screen = "\n".join((ROOT / "README.md").read_text().splitlines()[:25])
     assert "make run" in first_screen and "make test" in first_screen
@@ -40,10 +56,12 @@ def test_readme_first_screen_gives_the_two_commands():
 
 def test_makefile_targets_and_ci_script():
     makefile = (ROOT / "Makefile").read_text()
-    for target in ("setup", "test", "run", "lab"):
+    for target in ("setup", "test", "test-min", "run", "lab"):
         assert re.search(rf"^{target}:", makefile, re.M), target
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "apt-get update" in ci and "dataset-fashion-mnist" in ci and "make test" in ci
+    assert "apt-get update" in ci and "dataset-fashion-mnist" in ci
+    commands = ci.splitlines()
+    assert commands.index("make test") < commands.index("make test-min")   # newest, then oldest
 
 
 @pytest.mark.parametrize("module", ["course_utils", "course_utils.data", "course_utils.models",

@@ -1,4 +1,5 @@
-"""Every explorer works with ipywidgets 7.7 (what Colab ships) and with the installed 8.x.
+"""Every explorer works with ipywidgets 7.7 (what Colab ships) and with the installed version
+(the newest 8.x under `make test`, the declared minimum under `make test-min`).
 
 The test fetches ipywidgets 7.7.1 from the package index into a temporary folder (no dependencies:
 the rest of the environment is shared), then, in a fresh interpreter for each version, builds each
@@ -6,6 +7,7 @@ explorer and moves every control, as a person would, checking that the callback 
 error and that what the explorer shows changes.
 """
 
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -98,9 +100,9 @@ def check(report):
         assert counts["changed"] == counts["controls"], f"{name}: a control changed nothing"
 
 
-def test_explorers_with_installed_ipywidgets_8():
+def test_explorers_with_installed_ipywidgets():
     report = drive()
-    assert report["version"].startswith("8.")
+    assert report["version"] == importlib.metadata.version("ipywidgets")
     check(report)
 
 

@@ -163,16 +163,16 @@ def controls(explorer):
                     explorer.children[:-1]))
 
 
-def test_explorer_starts_with_its_defaults():
-    explorer = exponential.exponential_explorer(lr=0.05, gamma=0.9, epochs=30)
+def test_explorer_starts_with_its_defaults(show):
+    explorer = show(exponential.exponential_explorer(lr=0.05, gamma=0.9, epochs=30))
     view = explorer.result
     assert isinstance(view, exponential.ExponentialView)
     assert (view.lr, view.gamma, view.epochs, view.per_batch) == (0.05, 0.9, 30, False)
     assert controls(explorer)["steps_per_epoch"].disabled
 
 
-def test_moving_the_sliders_redraws():
-    explorer = exponential.exponential_explorer()
+def test_moving_the_sliders_redraws(show):
+    explorer = show(exponential.exponential_explorer())
     sliders = controls(explorer)
     before = explorer.result
 

@@ -71,11 +71,11 @@ def test_draw_dropout_draws_both_modes():
     assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
 
 
-def test_dropout_explorer_redraws_when_p_changes():
+def test_dropout_explorer_redraws_when_p_changes(show):
     def expected_zeros(stats, p):      # zero inputs stay zero; a fraction p of the rest drops
         return stats["inputs"]["zero_fraction"] + p * (1 - stats["inputs"]["zero_fraction"])
 
-    widget = regularization.dropout_explorer()
+    widget = show(regularization.dropout_explorer())
     first = widget.result
     assert first["train"]["zero_fraction"] == pytest.approx(expected_zeros(first, 0.5), abs=0.02)
     p_slider = next(c for c in widget.children if getattr(c, "description", "") == "p (drop)")
@@ -167,8 +167,8 @@ def test_draw_running_stats():
     assert ax.get_xlabel() == "batch" and ax.get_ylabel()
 
 
-def test_momentum_explorer_redraws_when_controls_change():
-    widget = regularization.batchnorm_momentum_explorer()
+def test_momentum_explorer_redraws_when_controls_change(show):
+    widget = show(regularization.batchnorm_momentum_explorer())
     assert widget.result.momentum == pytest.approx(0.1)
     slow = widget.result.batches_to(0.9)
     momentum = next(c for c in widget.children if getattr(c, "description", "") == "momentum")
