@@ -40,7 +40,7 @@ def test_per_epoch_values_match_torch(lr, gamma, epochs):
     for n, (ours, theirs) in enumerate(zip(view.lrs, torch_exponential(lr, gamma, epochs))):
         # torch multiplies n times (one rounding each); the closed form rounds about twice.
         assert ours == pytest.approx(theirs, rel=(n + 2) * EPS, abs=0)
-    assert view.final_fraction == pytest.approx(gamma**epochs, rel=1e-12)
+    assert view.epoch_lrs[-1] / lr == pytest.approx(gamma**epochs, rel=1e-12)
 
 
 def test_per_batch_meets_per_epoch_at_epoch_boundaries():
@@ -74,6 +74,15 @@ def test_table_rows_start_and_end_on_the_run():
     assert [n for n, _ in short.table] == [0, 1, 2]      # no repeated rows for a short run
     text = exponential.format_table(view)
     assert "6.58 epochs" in text and "5.000e-02" in text and "0.1216" in text
+
+
+def test_small_ratios_print_as_nonzero():
+    # 0.5**20 = 9.5e-07 of the start: a fixed four-decimal column printed it as 0.0000.
+    view = exponential.exponential_view(0.05, 0.5, 20, table_rows=3)
+    rows = exponential.format_table(view).splitlines()[1:4]
+    ratios = [float(row.split()[-1]) for row in rows]
+    assert ratios == pytest.approx([1.0, 0.5**10, 0.5**20], rel=1e-3)
+    assert rows[-1].split()[-1] == "9.537e-07"
 
 
 # --- the half-life marker ----------------------------------------------------------------------
@@ -188,6 +197,26 @@ def test_moving_the_sliders_redraws(show):
 
     sliders["epochs"].value = 10
     assert len(explorer.result.epoch_lrs) == 11
+
+
+def test_lr_readout_and_title_show_the_lr_used(show):
+    explorer = show(exponential.exponential_explorer(lr=0.05))
+    lr_slider = controls(explorer)["lr"]
+    for value in (0.05, 2e-5, 1.0, 0.1):
+        lr_slider.value = value
+        assert explorer.result.lr == value             # exactly the number on the slider
+        fig, ax = plt.subplots()
+        exponential.draw_exponential(explorer.result, ax)
+        assert ax.get_title().startswith(f"lr_n = {lr_slider.label} ·"), (lr_slider.label, value)
+    assert lr_slider.label == "0.1"
+
+
+def test_lr_slider_keeps_a_starting_lr_off_its_grid():
+    explorer = exponential.exponential_explorer(lr=0.03)
+    lr_slider = controls(explorer)["lr"]
+    assert lr_slider.value == 0.03 and lr_slider.label == "0.03"
+    labels = [label for label, _ in lr_slider.options]
+    assert labels[0] == "1e-05" and labels[-1] == "1" and "0.05" in labels and "0.03" in labels
 
 
 def test_per_batch_checkbox_switches_stepping_and_enables_batches():

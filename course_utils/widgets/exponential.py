@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from course_utils import plotting, schedulers
 from course_utils._checks import check_whole
 
+LR_FORMAT = ".3g"     # how the lr slider's readout and the plot's title write the starting lr
+
 
 @dataclass(frozen=True)
 class ExponentialView:
@@ -29,11 +31,6 @@ class ExponentialView:
     half_life: float                  # epochs until the lr halves (math.inf when gamma == 1)
     half_life_shown: bool             # whether the half-life falls inside the plotted epochs
     table: list[tuple[int, float]]    # (n, lr after n epochs) for a few n
-
-    @property
-    def final_fraction(self) -> float:
-        """The lr after all the epochs, as a fraction of the starting lr: gamma**epochs."""
-        return self.epoch_lrs[-1] / self.lr
 
 
 def _number(value, message: str) -> float:
@@ -89,7 +86,8 @@ def exponential_view(lr: float, gamma: float, epochs: int, *, per_batch: bool = 
 def format_table(view: ExponentialView) -> str:
     """The view's table as fixed-width text: epochs completed, lr, and lr / starting lr."""
     lines = [f"{'epochs done n':>13}  {'lr':>10}  {'lr / start':>10}"]
-    lines += [f"{n:>13d}  {value:>10.3e}  {value / view.lr:>10.4f}" for n, value in view.table]
+    # .4g: 0.1216, and a ratio under 1e-4 in scientific notation (1.216e-05), never 0.0000.
+    lines += [f"{n:>13d}  {value:>10.3e}  {value / view.lr:>10.4g}" for n, value in view.table]
     lines.append(f"half-life ln(0.5)/ln(gamma) = {view.half_life:.2f} epochs"
                  if math.isfinite(view.half_life) else
                  "gamma = 1: the lr never changes, so it never halves.")
@@ -119,23 +117,27 @@ def draw_exponential(view: ExponentialView, ax):
         what = f"the lr halves every {view.half_life:.2f} epochs"
     else:
         what = f"half-life {view.half_life:.1f} epochs: beyond the plot"
-    ax.set_title(f"lr_n = {view.lr:.3g} · {view.gamma:.3f}^n: {what}", fontsize=10)
+    ax.set_title(f"lr_n = {view.lr:{LR_FORMAT}} · {view.gamma:.3f}^n: {what}", fontsize=10)
     return ax
 
 
 def exponential_explorer(lr: float = 0.05, gamma: float = 0.9, epochs: int = 30,
                          steps_per_epoch: int = 100):
-    """Sliders for the starting lr (log scale), gamma, epochs and per-batch stepping, redrawing
-    the curve and the table. Returns an ipywidgets `interactive` (`.result`: the view shown)."""
+    """Sliders for the starting lr (1, 2, 5 per decade), gamma, epochs and per-batch stepping,
+    redrawing the curve and the table. Returns an ipywidgets `interactive` (`.result`: the view shown)."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
     from IPython.display import display
 
     exponential_view(lr, gamma, epochs, steps_per_epoch=steps_per_epoch)   # check the defaults
+    lrs = sorted({float(f"{m}e{e}") for e in range(-5, 1) for m in (1, 2, 5)} - {2.0, 5.0}
+                 | {float(lr)})
     style = {"description_width": "initial"}
     controls = {
-        "lr": widgets.FloatLogSlider(value=lr, base=10, min=-5, max=0, step=0.1,
-                                     readout_format=".1e", description="starting lr", style=style),
+        # 1, 2, 5 per decade, each labelled as the title writes it: the readout, the title and
+        # the lr used are one number (a log slider used 10**-1.3 = 0.0501 and read "5.0e-2").
+        "lr": widgets.SelectionSlider(options=[(f"{value:{LR_FORMAT}}", value) for value in lrs],
+                                      value=float(lr), description="starting lr", style=style),
         "gamma": widgets.FloatSlider(value=gamma, min=0.5, max=1.0, step=0.005,
                                      readout_format=".3f", description="gamma", style=style),
         "epochs": widgets.IntSlider(value=epochs, min=1, max=100, description="epochs",
