@@ -124,7 +124,7 @@ def draw_exponential(view: ExponentialView, ax):
 def exponential_explorer(lr: float = 0.05, gamma: float = 0.9, epochs: int = 30,
                          steps_per_epoch: int = 100):
     """Sliders for the starting lr (1, 2, 5 per decade), gamma, epochs and per-batch stepping,
-    redrawing the curve and the table. Returns an ipywidgets `interactive` (`.result`: the view shown)."""
+    redrawing the curve and the table. Returns an ipywidgets `interactive` (`.result`: the view)."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
     from IPython.display import display
