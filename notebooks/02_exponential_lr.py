@@ -370,11 +370,11 @@ plt.show()
 
 # %% [markdown]
 # Each run starts from the same seed: the same initial weights, the same batches in the same
-# order, so γ is the only difference. On a CPU the seed is enough for that. On a GPU, cuDNN by
-# default picks convolution algorithms that add up in a varying order, and two seeded runs drift
-# apart; `training.set_seed(SEED, deterministic=True)` asks it for deterministic ones, which is
-# why `train_with_gamma` below uses it. Besides the usual history, we measure how far the weights
-# move in each epoch (the length of the change of the whole parameter vector).
+# order, so γ is the only difference. On a CPU the seed is enough for that. On a GPU it is not:
+# by default cuDNN may pick convolution algorithms that add up in a varying order, so two seeded
+# runs can drift apart; `training.set_seed(SEED, deterministic=True)`, which `train_with_gamma`
+# below uses, restricts it to deterministic ones. Besides the usual history, we measure how far
+# the weights move in each epoch (the length of the change of the whole parameter vector).
 
 # %%
 def train_with_gamma(gamma, lr=LR):
