@@ -163,6 +163,8 @@ for epoch in range(1, 7):
 #
 # Since PyTorch 1.1 the scheduler must step *after* the optimizer. Swap them and PyTorch warns,
 # and the schedule loses its first value: the first epoch already trains with the second lr.
+# To see it we use `ExponentialLR(optimizer, gamma=0.5)`, which halves the lr at every step
+# (section 3 lists it with the other schedulers).
 
 # %%
 def lrs_used(scheduler_first: bool, epochs: int = 4):
@@ -242,7 +244,7 @@ print("Instead: scheduler.get_last_lr() ->", scheduler.get_last_lr(), "(the Step
 # | `ExponentialLR` | multiply by γ every epoch: lr = lr₀ · γⁿ |
 # | `CosineAnnealingLR` | half a cosine from lr₀ down to `eta_min` over `T_max` steps |
 # | `OneCycleLR` | up to `max_lr`, then far down, stepped after every **batch** |
-# | `ReduceLROnPlateau` | multiply by `factor` after more than `patience` epochs without improvement |
+# | `ReduceLROnPlateau` | multiply by `factor` once more than `patience` epochs *in a row* brought no improvement (a better epoch resets the count; notebook 03 shows every parameter) |
 
 # %%
 SCHEDULES = {   # name: (optimizer -> scheduler, how often it steps)
@@ -287,6 +289,13 @@ preview = schedulers.lr_trace(lambda opt: lr_scheduler.StepLR(opt, step_size=2, 
                               epochs=6, lr=0.1)
 assert preview == lrs_by_hand
 print("StepLR previewed:", [f"{lr:.6g}" for lr in preview])
+# ReduceLROnPlateau counts bad epochs in a row: with patience=1, the better epoch 3 resets the
+# count, so the cut comes only after the bad epochs 4 and 5, and epoch 6 trains with half the lr.
+plateau = schedulers.lr_trace(
+    lambda opt: lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1), epochs=6, lr=0.1,
+    metrics=[1.0, 2.0, 0.5, 2.0, 2.0, 2.0])
+assert plateau == [0.1] * 5 + [0.05]
+print("ReduceLROnPlateau, losses 1, 2, 0.5, 2, 2, 2:", plateau)
 one_cycle = previews["OneCycleLR"]      # one lr per batch
 assert math.isclose(one_cycle[0], LR / 25)
 assert max(one_cycle) <= LR and math.isclose(max(one_cycle), LR, rel_tol=1e-3)  # between batches
