@@ -75,7 +75,7 @@ SEED = 0
 # $$\alpha = \alpha_0 \cdot \gamma^{\,n}$$
 #
 # with α the learning rate (we write lr) and α₀ the one you start with. **n is the number of
-# `scheduler.step()` calls so far**; PyTorch keeps it in `scheduler.last_epoch`. Building the
+# `scheduler.step()` calls you have made**; PyTorch keeps it in `scheduler.last_epoch`. Building the
 # scheduler does not change the lr: right after construction n = 0 and the lr is lr₀. Each
 # `step()` then multiplies it by γ. Here are the first steps, next to the formula:
 
