@@ -185,9 +185,8 @@ for mode, trace in traces.items():
 assert traces["rel"].reductions == [] and traces["abs"].reductions == [4, 8]
 
 # %% [markdown]
-# Choose `abs` when you know the size of a meaningful change in the metric's own units (e.g.
-# 0.001 of accuracy); choose `rel` when the metric's scale is unknown or shrinks a lot during
-# training, as a loss does.
+# Choose `abs` when you know what a meaningful change is in the metric's units (0.001 of
+# accuracy, say); `rel` when the scale is unknown or shrinks a lot during training, as a loss's.
 #
 # ### The negative-metric trap in `rel` mode
 #
@@ -550,9 +549,10 @@ for name, history in recipe_runs.items():
     print(f"{name:<30} final validation accuracy {history.val_acc[-1]:7.2%}, loss "
           f"{history.val_loss[-1]:.4f}: {verdicts[name]}")
     assert name == "lr 0.001, [0, 1]" or history.val_acc[-1] < reference.val_acc[-1], name
-decided = [seed for seed in (SEED, SEED + 1, SEED + 2) if verdicts[f"lr 0.1, [0, 1], seed {seed}"]
-           != verdicts[f"lr 0.1, normalized, seed {seed}"]]
-print("seeds for which normalization alone changed the verdict:", decided or "none")
+pairs = {seed: [verdicts[f"lr 0.1, {inputs}, seed {seed}"] for inputs in ("[0, 1]", "normalized")]
+         for seed in (SEED, SEED + 1, SEED + 2)}
+print("seeds for which normalization alone changed the verdict:",
+      [seed for seed, (raw, normed) in pairs.items() if raw != normed] or "none")
 notebook.record("recipe_final_val_acc", {name: round(h.val_acc[-1], 4)
                                          for name, h in recipe_runs.items()})
 
