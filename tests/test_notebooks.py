@@ -48,8 +48,7 @@ _data.load_fashion_mnist = lambda *a, **k: _load_fashion_mnist(*a, **{**k, "sour
 LESSON_LINES = 800
 # Notebooks not yet cut down to a lesson, each with the issue that does it: a strict xfail, so
 # the change that makes one fit must remove it from here.
-NOT_YET_LESSONS = {"03_reduce_lr_on_plateau": "notebooks 01-03 as lessons",
-                   "04_batchnorm_dropout": "split into 04_batchnorm and 05_dropout"}
+NOT_YET_LESSONS = {"04_batchnorm_dropout": "split into 04_batchnorm and 05_dropout"}
 # Cell markers that would make nbval skip a cell, or expect it to fail: every cell must run.
 NOT_RUN_MARKERS = ("nbval-skip", "skip-execution", "nbval-raises-exception", "raises-exception")
 
