@@ -265,7 +265,10 @@ for n in range(1, 8):
 # nothing: it expects `initial_lr` to be in the param groups already, as it is once you load the
 # optimizer's saved `state_dict()`, and without it raises a `KeyError`. The constructor's own step
 # still adds one, so to resume after k steps pass `last_epoch=k - 1`; then the counter reads k,
-# like the uninterrupted scheduler's.
+# like the uninterrupted scheduler's. What that step does to the lr depends on your torch: since
+# torch 2.8 it keeps the loaded lr; before 2.8, ExponentialLR's constructor multiplied it by γ once
+# more, and the resumed run trained one factor of γ below the uninterrupted one (PyTorch issue
+# #102261). This course runs on torch 2.3 and later, so a cell below shows which yours does.
 #
 # First the mistake, a fresh optimizer with `last_epoch` set:
 
@@ -278,19 +281,25 @@ except KeyError as error:
     print("KeyError:", error.args[0].splitlines()[0])
 
 # %% [markdown]
-# Now properly: an uninterrupted run of 3 steps whose optimizer state we save, as a checkpoint
-# would; a resumed run that loads it and builds its scheduler with `last_epoch=2`; both then go on.
+# Now with the optimizer's state: an uninterrupted run of 3 steps whose optimizer state we save, as
+# a checkpoint would; a resumed run that loads it and builds its scheduler with `last_epoch=2`;
+# both then go on.
 
-# %% tags=["nbval-check-output"]
+# %%
+def sgd(lr):
+    """A throwaway optimizer: one parameter, no gradients needed to watch the lr."""
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+
+
 k = 3
-optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+optimizer = sgd(0.1)
 scheduler = lr_scheduler.ExponentialLR(optimizer, gamma=0.5)
 for _ in range(k):
     optimizer.step()
     scheduler.step()
 saved = optimizer.state_dict()                     # holds each group's lr and initial_lr
 
-resumed_optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+resumed_optimizer = sgd(0.1)
 resumed_optimizer.load_state_dict(saved)           # lr 0.0125 and initial_lr 0.1 come back
 resumed = lr_scheduler.ExponentialLR(resumed_optimizer, gamma=0.5, last_epoch=k - 1)
 print("saved initial_lr:", saved["param_groups"][0]["initial_lr"])
@@ -300,15 +309,39 @@ for step in range(4):
         for opt, sched in ((optimizer, scheduler), (resumed_optimizer, resumed)):
             opt.step()
             sched.step()
-    assert (resumed.last_epoch, resumed.get_last_lr()) == (scheduler.last_epoch,
-                                                           scheduler.get_last_lr())
+    assert resumed.last_epoch == scheduler.last_epoch
     print(f"{scheduler.last_epoch:27d}  {scheduler.get_last_lr()[0]:.6f}"
           f"{resumed.last_epoch:20d}  {resumed.get_last_lr()[0]:.6f}")
 
+continues = resumed.get_last_lr() == scheduler.get_last_lr()
+torch_version = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+assert continues == (torch_version >= (2, 8))
+print(f"torch {torch.__version__}: the resumed run",
+      "continues the uninterrupted one" if continues else "is one factor of γ below it")
+
 # %% [markdown]
-# In practice you rarely pass `last_epoch` yourself: saving `scheduler.state_dict()` with the
-# checkpoint and restoring it with `load_state_dict` brings the counter back too (notebook 03 and
-# `course_utils.checkpoint` do that). Notebook 06 resumes every kind of scheduler.
+# The way that works on every torch version, and for every scheduler: save
+# `scheduler.state_dict()` with the checkpoint; on resuming, load the optimizer's state, build the
+# scheduler as for a fresh start, then load its state. It brings the counter back, and the lr is
+# the one the optimizer saved.
+
+# %%
+checkpoint = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+restored_optimizer = sgd(0.1)
+restored_optimizer.load_state_dict(checkpoint["optimizer"])
+restored = lr_scheduler.ExponentialLR(restored_optimizer, gamma=0.5)
+restored.load_state_dict(checkpoint["scheduler"])
+for opt, sched in ((optimizer, scheduler), (restored_optimizer, restored)):
+    opt.step()
+    sched.step()
+assert (restored.last_epoch, restored.get_last_lr()) == (scheduler.last_epoch,
+                                                         scheduler.get_last_lr())
+print(f"one step after restoring: last_epoch {restored.last_epoch}, "
+      f"lr {restored.get_last_lr()[0]:.6f} (uninterrupted: {scheduler.get_last_lr()[0]:.6f})")
+
+# %% [markdown]
+# That is what notebook 03 and `course_utils.checkpoint` do; notebook 06 resumes every kind of
+# scheduler.
 #
 # ## 5. Explore it yourself
 #
@@ -630,7 +663,8 @@ print(f"ExponentialLR(0.9) and StepLR(step_size=1, gamma=0.9): identical over "
 # - `step()` builds on the current lr (chainable): manual changes and other schedulers multiply in.
 # - `last_epoch=-1` starts fresh and stores `initial_lr`; `last_epoch=k - 1` resumes after k
 #   steps and needs `initial_lr` in the param groups (load the optimizer's state first), or it
-#   raises a KeyError.
+#   raises a KeyError; before torch 2.8 it also lowered the lr by one factor of γ. Restoring
+#   `scheduler.state_dict()` resumes exactly on every version.
 # - Choose γ for your budget: too fast and the lr, and with it the learning, dies in the first
 #   epochs; too slow and the last epochs still train with a large lr.
 # - An LR range test (an ExponentialLR with γ > 1, stepped per batch) suggests lr₀; read it as a

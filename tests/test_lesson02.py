@@ -168,26 +168,54 @@ def test_last_epoch_without_initial_lr_is_a_key_error():
         lr_scheduler.ExponentialLR(sgd(0.1), gamma=0.5, last_epoch=3)
 
 
-@pytest.mark.parametrize("k", [1, 3, 7])
-def test_resuming_with_last_epoch_continues_the_run(k):
-    """Optimizer state loaded (it carries lr and initial_lr), scheduler built with
-    last_epoch=k - 1: its counter reads k, and the lrs go on as in the uninterrupted run."""
+TORCH_VERSION = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+
+
+def run_and_save(k):
+    """An uninterrupted ExponentialLR run of k steps and its optimizer and scheduler state."""
     optimizer = sgd(0.1)
     scheduler = lr_scheduler.ExponentialLR(optimizer, gamma=0.5)
     for _ in range(k):
         optimizer.step()
         scheduler.step()
-    saved = optimizer.state_dict()
-    assert saved["param_groups"][0]["initial_lr"] == 0.1
+    return optimizer, scheduler, {"optimizer": optimizer.state_dict(),
+                                  "scheduler": scheduler.state_dict()}
 
-    resumed_optimizer = sgd(0.1)
-    resumed_optimizer.load_state_dict(saved)
-    resumed = lr_scheduler.ExponentialLR(resumed_optimizer, gamma=0.5, last_epoch=k - 1)
-    assert resumed.last_epoch == scheduler.last_epoch == k
-    assert resumed.get_last_lr() == scheduler.get_last_lr()
+
+def assert_goes_on_together(optimizer, scheduler, resumed_optimizer, resumed, factor=1.0):
+    """Five more steps: same counter, and the resumed lr is `factor` times the uninterrupted one."""
     for _ in range(5):
         for opt, sched in ((optimizer, scheduler), (resumed_optimizer, resumed)):
             opt.step()
             sched.step()
-        assert resumed.get_last_lr() == scheduler.get_last_lr()
         assert resumed.last_epoch == scheduler.last_epoch
+        assert resumed.get_last_lr() == [scheduler.get_last_lr()[0] * factor]
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_resuming_with_last_epoch_continues_the_run_from_torch_2_8(k):
+    """Optimizer state loaded (it carries lr and initial_lr), scheduler built with
+    last_epoch=k - 1: its counter reads k. Since torch 2.8 the lrs go on as in the uninterrupted
+    run; before, the constructor's step multiplied the loaded lr by gamma once more."""
+    optimizer, scheduler, checkpoint = run_and_save(k)
+    assert checkpoint["optimizer"]["param_groups"][0]["initial_lr"] == 0.1
+
+    resumed_optimizer = sgd(0.1)
+    resumed_optimizer.load_state_dict(checkpoint["optimizer"])
+    resumed = lr_scheduler.ExponentialLR(resumed_optimizer, gamma=0.5, last_epoch=k - 1)
+    assert resumed.last_epoch == scheduler.last_epoch == k
+    factor = 1.0 if TORCH_VERSION >= (2, 8) else 0.5      # gamma, exact in binary
+    assert resumed.get_last_lr() == [scheduler.get_last_lr()[0] * factor]
+    assert_goes_on_together(optimizer, scheduler, resumed_optimizer, resumed, factor)
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_restoring_the_scheduler_state_continues_the_run_on_every_version(k):
+    """Fresh scheduler on the loaded optimizer, then load_state_dict: counter and lr come back."""
+    optimizer, scheduler, checkpoint = run_and_save(k)
+    restored_optimizer = sgd(0.1)
+    restored_optimizer.load_state_dict(checkpoint["optimizer"])
+    restored = lr_scheduler.ExponentialLR(restored_optimizer, gamma=0.5)
+    restored.load_state_dict(checkpoint["scheduler"])
+    assert (restored.last_epoch, restored.get_last_lr()) == (k, scheduler.get_last_lr())
+    assert_goes_on_together(optimizer, scheduler, restored_optimizer, restored)
