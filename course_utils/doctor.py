@@ -215,4 +215,4 @@ def _same(first: list, second: list) -> bool:
 
 
 def _layer(name: str, kind: str) -> str:
-    return f"the forward() of layer {name!r} ({kind})" if name else f"the model's forward() ({kind})"
+    return f"the forward() of layer {name!r} ({kind})" if name else f"the model's forward ({kind})"
