@@ -61,7 +61,7 @@ device = notebook.report_device()   # a GPU when there is one
 # %% tags=["parameters"]
 FAST = notebook.fast_mode()                   # COURSE_FAST=1: small defaults for tests
 EPOCHS = 2 if FAST else 5                     # epochs of the baseline run
-TRAIN_SIZE = 2000 if FAST else None           # training images (None: all that remain)
+TRAIN_SIZE = 2000 if FAST else 20000          # training images (None: all that remain)
 VAL_SIZE = 1000 if FAST else 5000             # images held out for validation, at most
 FINETUNE_SIZE = 1000 if FAST else 10000       # images of the "new camera" (section 2), at most
 BATCH_SIZE = 64
