@@ -146,6 +146,13 @@ class FunctionalDropoutLeNet(models.LeNet):
 
 leaky = FunctionalDropoutLeNet(batch_norm=True, dropout=DROPOUT).to(device)
 leaky.load_state_dict(model.state_dict())
+# In train mode it computes exactly what the baseline computes, random masks included (on
+# copies: a train-mode pass moves the BatchNorm statistics).
+outputs = []
+for net in (model, leaky):
+    torch.manual_seed(SEED)
+    outputs.append(copy.deepcopy(net).train()(X_check))
+assert torch.equal(*outputs)
 leaky.eval()
 leaky_accs = [training.evaluate(leaky, val_loader)[1] for _ in range(5)]
 print(f"the same weights, dropout off in eval: {val_acc:.2%}")
@@ -322,11 +329,18 @@ assert used == [LR] * 5 and reported[-1] == LR * 0.5**5
 findings = doctor.examine(model_3, X_check, optimizer=optimizer, scheduler=scheduler)
 print(findings[0])
 assert [f.check for f in findings] == ["scheduler on another optimizer"]
+try:
+    training.fit(model_3, train_loader, val_loader, optimizer, epochs=1, scheduler=scheduler)
+except ValueError as error:
+    print("training.fit:", error)
+else:
+    raise AssertionError("fit should refuse a scheduler on another optimizer")
 scheduler = lr_scheduler.ExponentialLR(optimizer, gamma=0.5)             # the fix
 assert doctor.examine(model_3, X_check, optimizer=optimizer, scheduler=scheduler) == []
 
 # %% [markdown]
-# `training.fit` refuses this set-up with an error; a hand-written loop does not.
+# `training.fit` refuses this set-up with an error (the cell above shows it); a hand-written
+# loop does not.
 #
 # ## 4. A schedule sized for a shorter run
 #
