@@ -6,5 +6,5 @@ Import the modules you need; importing the package does nothing else:
 """
 
 __version__ = "0.1.0"
-__all__ = ["checkpoint", "data", "models", "notebook", "plateau_replay", "plotting", "schedulers",
-           "sources", "training", "widgets"]
+__all__ = ["checkpoint", "data", "doctor", "models", "notebook", "plateau_replay", "plotting",
+           "schedulers", "sources", "training", "widgets"]

@@ -62,9 +62,21 @@ def code_cells(notebook):
     return [c for c in notebook.cells if c.cell_type == "code"]
 
 
+# Lessons of the plan (DESIGN.md) not written yet, each with the work that writes it: their
+# numbers may be missing from the series, and no others (remove an entry once it lands).
+NOT_YET_WRITTEN = {"05": "split of 04 into 04_batchnorm and 05_dropout",
+                   "06": "06_warmup_restarts_resuming"}
+
+
 def test_series_exists():
     assert SOURCES, "no notebooks found"
-    assert [p.stem[:2] for p in SOURCES] == [f"{i:02d}" for i in range(1, len(SOURCES) + 1)]
+    numbers = [p.stem[:2] for p in SOURCES]
+    assert len(set(numbers)) == len(numbers), f"two notebooks share a number: {numbers}"
+    expected = [f"{i:02d}" for i in range(1, int(max(numbers)) + 1)]
+    missing = [n for n in expected if n not in numbers]
+    assert set(missing) <= set(NOT_YET_WRITTEN), (
+        f"notebooks {missing} are missing from the series {numbers}, and only "
+        f"{sorted(NOT_YET_WRITTEN)} are planned but not yet written")
 
 
 def test_every_notebook_is_paired():
