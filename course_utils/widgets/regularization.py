@@ -1,4 +1,4 @@
-"""Explorers for notebook 04: Dropout in train and eval mode; BatchNorm's running statistics.
+"""Explorers for notebooks 04 (BatchNorm's running statistics) and 05 (Dropout, train vs eval).
 
 Each explorer: a pure function that computes with torch itself, one that draws, `*_explorer()`.
 """
