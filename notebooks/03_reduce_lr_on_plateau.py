@@ -376,7 +376,7 @@ notebook.record("lenet_constant_vs_plateau", summary)
 # How to read this honestly: one seed, and the runs differ only from the first epoch that trained
 # with a reduced lr (with `patience=2`, epoch 5 at the earliest: the fast mode's 3 epochs cannot
 # show one). One comparison does not show which schedule is better in general: rerun with another
-# `SEED` before you trust a small difference (notebook 04 measures how much the seed matters).
+# `SEED` before you trust a small difference (notebook 05 measures how much the seed matters).
 #
 # ## 10. The simulator: every parameter on a slider
 #
