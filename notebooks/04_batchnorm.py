@@ -23,8 +23,8 @@
 # - whether BatchNorm does what the chapter says it does, measured on Fashion-MNIST with the
 #   chapter's LeNet over several seeds: higher learning rates, badly scaled initial weights,
 #   sigmoid units, and "internal covariate shift" (and the later finding that questions it);
-# - where BatchNorm bites: small batches (and GroupNorm and LayerNorm, which do not care), and
-#   fine-tuning, where `requires_grad_(False)` does not freeze it.
+# - where BatchNorm bites: small batches (GroupNorm and LayerNorm normalize each image on its
+#   own), and fine-tuning, where `requires_grad_(False)` does not freeze it.
 #
 # The whole notebook runs on a CPU. The exhaustive by-hand-vs-torch checks behind section 1 are
 # in `tests/test_lesson04.py`; here each claim gets one illustrative check.
@@ -116,8 +116,7 @@ bn = nn.BatchNorm2d(3)
 with torch.no_grad():
     bn.weight.copy_(torch.tensor([1.5, 0.5, 2.0]))     # γ
     bn.bias.copy_(torch.tensor([0.1, -0.3, 1.0]))      # β
-print("parameters:", [name for name, _ in bn.named_parameters()],
-      "buffers:", [name for name, _ in bn.named_buffers()])
+print("parameters:", list(dict(bn.named_parameters())), "buffers:", list(dict(bn.named_buffers())))
 
 # %% [markdown]
 # **Train mode** normalizes with the batch's own mean and its *biased* variance (divided by
@@ -238,8 +237,7 @@ for layer, shape in cases:
 # ## 2. Why BatchNorm sits between the convolution and the ReLU
 #
 # Ioffe and Szegedy (2015) normalize x = Wu + b, the convolution's output, right before the
-# nonlinearity, as the chapter's LeNet does (`batch_norm=True` puts a `BatchNorm2d` between
-# each convolution and its ReLU). Two consequences, both checked here.
+# nonlinearity, as the chapter's `LeNet(batch_norm=True)` does. Two consequences, checked here.
 #
 # **The convolution before BatchNorm needs no bias.** BatchNorm subtracts each channel's mean,
 # and a per-channel bias b shifts that mean by exactly b: it cancels, and its gradient is zero
@@ -321,9 +319,8 @@ regularization.batchnorm_momentum_explorer()
 # claims, each measured below on the chapter's LeNet, with and without BatchNorm, over
 # `NUM_SEEDS` seeds.
 #
-# One builder for every variant: the chapter's body with `norm(channels)` (or nothing) between
-# each convolution and its activation. With `nn.BatchNorm2d` and the same seed it is
-# `models.LeNet(batch_norm=True)`, weight for weight:
+# One builder for every variant: `norm(channels)` (or nothing) between each convolution and its
+# activation. With `nn.BatchNorm2d` and a seed it is `models.LeNet(batch_norm=True)`, exactly:
 
 # %%
 def lenet(norm=None, activation=nn.ReLU):
@@ -431,7 +428,6 @@ def mean_and_spread(values):
 
 
 def percent(values):
-    """'mean ± standard deviation %' over the seeds."""
     mean, spread = mean_and_spread(values)
     return f"{100 * mean:5.1f} ± {100 * spread:4.1f} %"
 
@@ -442,8 +438,8 @@ def accuracies(runs):
 
 
 def compare(values, reference_values):
-    """Paired over seeds: mean difference, noise scale and a verdict. The noise is the larger of
-    the differences' spread and the standard error of one accuracy on the validation images."""
+    """Paired over seeds: mean difference, noise (the larger of the differences' spread and one
+    accuracy's standard error on the validation images) and a verdict."""
     difference, spread = mean_and_spread([a - b for a, b in zip(values, reference_values)])
     noise = max(spread, 0.5 / math.sqrt(len(val)))
     verdict = ("within noise" if abs(difference) < 2 * noise else
@@ -491,9 +487,9 @@ notebook.record("lr_verdicts", {"bn_trains_at_larger_lr": bn_higher, "seeds": le
 # ### 4.2 Initialization scaled badly
 #
 # Every convolution and linear weight multiplied by a factor after PyTorch's default
-# initialization: too small (0.1), too large (10, 100). Without BatchNorm four layers multiply
-# the scale of the logits by roughly factor⁴; with it, each convolution's scale is normalized
-# away (checked first) and only the last linear layer's remains. Same lr (`LR`), same budget:
+# initialization: too small (0.1), too large (10, 100). Without BatchNorm the factor can compound
+# from layer to layer; with it, each convolution's scale is normalized away (checked first) and
+# only the last linear layer's remains. Same lr (`LR`), same budget:
 
 # %%
 training.set_seed(SEED)
@@ -623,14 +619,17 @@ notebook.record("covariate_shift", {name: round(mean_and_spread(v)[0], 4)
 notebook.record("covariate_shift_verdicts", shift_verdicts)
 
 # %% [markdown]
-# What this can support: if noisy BatchNorm, with more shift than no BatchNorm, still matches
-# plain BatchNorm's accuracy, the shift is not what BatchNorm's benefit depends on here, as
-# Santurkar et al. found. If it falls back to the accuracy without BatchNorm, the measurement
-# does not support their finding on this network and budget. The verdicts say which.
+# Two readings. If BatchNorm shows much less shift than no BatchNorm while their accuracies are
+# within noise (at this lr), reducing the shift did not buy accuracy here. If noisy BatchNorm,
+# with as much shift as no BatchNorm or more, still matches plain BatchNorm's accuracy, the
+# benefit does not depend on the shift, as Santurkar et al. found; if it falls to or below the
+# accuracy without BatchNorm, this simple test does not support their finding on this network
+# and budget (a caveat: the noise is off in eval mode, so the evaluated network is not quite
+# the trained one). The verdicts say which.
 #
 # ## 5. Small batches, and GroupNorm and LayerNorm
 #
-# With 2 images BatchNorm's statistics are noisy, and eval mode's running statistics describe
+# With 2 images BatchNorm's statistics are noisy, and eval mode's running statistics may describe
 # another network than the one training saw. GroupNorm (4 groups of channels) and LayerNorm
 # (`GroupNorm(1, C)`) normalize each image on its own, with no running statistics. Every run
 # sees `STEPS` × 64 images, with lr = `LR` × size / 64 (the linear scaling rule: the same step
@@ -672,8 +671,11 @@ notebook.record("batch_size", {f"{name} {size}": round(mean_and_spread(v["val_ac
                                for (name, size), v in batch_table.items()})
 
 # %% [markdown]
-# The deployment trap: a network trained with batches of 64, left in train mode, predicting
-# small batches. Each prediction then depends on the other images of its batch:
+# `BatchNorm2d` averages over N·H·W values, not N (section 1), so even 2 images give each
+# channel many values: where the verdicts read "within noise", the small-batch problem does not
+# show on this network at this budget. The deployment trap does: a network trained with
+# batches of 64, left in train mode, predicting small batches (each prediction then depends on
+# the other images of its batch):
 
 # %%
 inference = {f"train mode, batches of {size}": [train_mode_accuracy(run["model"], size)
@@ -749,15 +751,13 @@ print(f"sections 4-6 took {time.perf_counter() - start_time:.0f} s")
 # ## Summary
 #
 # - `BatchNorm2d` in train mode normalizes each channel with the batch's mean and *biased*
-#   variance and updates `running_mean` and `running_var` (unbiased) with weight `momentum` for
-#   the new batch, which then weighs half after ln 0.5 / ln(1 − momentum) batches. Eval mode
-#   uses the running statistics; `momentum=None` averages all batches.
-# - Right after the convolution, BatchNorm cancels the convolution's bias and normalizes a
-#   roughly symmetric signal.
+#   variance and gives the new batch weight `momentum` in the (unbiased) running statistics, a
+#   weight that halves in ln 0.5 / ln(1 − momentum) batches. Eval mode uses the running ones.
+# - Right after the convolution, BatchNorm cancels its bias and normalizes a symmetric signal.
 # - The chapter's claims (larger learning rates, badly scaled weights, sigmoid units, internal
 #   covariate shift) each get a verdict at a small budget, printed by the cells of section 4.
-# - Small batches open a gap between BatchNorm's train and eval mode; GroupNorm and LayerNorm
-#   have none. A model left in train mode predicts differently for small batches.
+# - Whether small batches hurt `BatchNorm2d` here: section 5's verdicts (GroupNorm and LayerNorm
+#   have no train/eval difference). Left in train mode, each prediction depends on its batch.
 # - `requires_grad_(False)` does not freeze running statistics and `model.train()` undoes a
 #   layer's `eval()`: put BatchNorm layers back in eval mode after every `model.train()`.
 #
