@@ -453,8 +453,8 @@ start_time = time.perf_counter()
 # ### 4.1 Higher learning rates
 #
 # The same network with and without BatchNorm, over a range of learning rates, every seed. Then
-# the verdict seed by seed (a seed pairs the two networks: same batches, same convolution and
-# linear weights at the start): does BN still train at a larger lr? And the best accuracy each
+# the verdict seed by seed (a seed pairs the two networks: the loader's seed gives both the same
+# batches in the same order): does BN still train at a larger lr? And the best accuracy each
 # network reaches over the lrs.
 
 # %%
