@@ -64,8 +64,7 @@ def code_cells(notebook):
 
 # Lessons of the plan (DESIGN.md) not written yet, each with the work that writes it: their
 # numbers may be missing from the series, and no others (remove an entry once it lands).
-NOT_YET_WRITTEN = {"05": "split of 04 into 04_batchnorm and 05_dropout",
-                   "06": "06_warmup_restarts_resuming"}
+NOT_YET_WRITTEN = {"05": "split of 04 into 04_batchnorm and 05_dropout"}
 
 
 def test_series_exists():
