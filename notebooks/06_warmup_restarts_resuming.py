@@ -95,8 +95,7 @@ def new_lenet(seed=SEED):
     return models.LeNet(batch_norm=True).to(device)
 
 
-def sgd(lr=0.1):
-    """A throwaway optimizer: one parameter, no gradients needed to watch the lr."""
+def sgd(lr=0.1):                    # a throwaway optimizer, enough to watch the lr
     return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr, momentum=0.9)
 
 
@@ -106,8 +105,7 @@ def spread(values):
 
 
 def against_noise(before, after):
-    """How far the mean moves from `before` to `after` (runs over seeds), and whether that is
-    more than twice the larger seed-to-seed standard deviation."""
+    """The mean's move from `before` to `after` (runs), against twice the larger std."""
     gap = statistics.mean(after) - statistics.mean(before)
     noise = max(statistics.stdev(before), statistics.stdev(after))
     return gap, (f"{gap:+.2%}, against a seed-to-seed spread of up to {noise:.2%}: "
@@ -519,8 +517,8 @@ def resume(name, how, k=5, n=10):
     scheduler = make(optimizer)
     lrs_of_steps(optimizer, scheduler, 0, k)
     # deep copies: CyclicLR's load_state_dict takes entries out of the dict it is given
-    saved_optimizer, saved_scheduler = copy.deepcopy((optimizer.state_dict(),
-                                                      scheduler.state_dict()))
+    saved_optimizer, saved_scheduler = copy.deepcopy([optimizer.state_dict(),
+                                                      scheduler.state_dict()])
     optimizer = sgd(0.1)
     if how in ("state saved", "state lost"):
         scheduler = make(optimizer)             # built as for a fresh start, then loaded
@@ -618,17 +616,20 @@ assert longer.total_steps == 10
 # a GPU the cell after also runs the real thing, float16 from a high starting scale.
 
 # %%
+AMP_DEVICE = device if device.type == "cuda" else torch.device("cpu")   # GradScaler's devices
+
+
 def amp_run(batches, *, poison_first, only_after_real_step, dtype=None, init_scale=2.0**16):
-    model = new_lenet()
+    model = new_lenet().to(AMP_DEVICE)
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
     scheduler = lr_scheduler.ExponentialLR(optimizer, gamma=0.9)
-    scaler = torch.amp.GradScaler(device.type, init_scale=init_scale)
+    scaler = torch.amp.GradScaler(AMP_DEVICE.type, init_scale=init_scale)
     used, skipped = [], 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for i, (X, y) in enumerate(batches):
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                loss = F.cross_entropy(model(X), y)
+            with torch.autocast(AMP_DEVICE.type, dtype=dtype, enabled=dtype is not None):
+                loss = F.cross_entropy(model(X.to(AMP_DEVICE)), y.to(AMP_DEVICE))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if poison_first and i == 0:
@@ -656,8 +657,8 @@ assert skipped == 1 and len(order_warnings) == 1 and used[0] == LR * 0.9   # LR 
 
 # %%
 used, skipped, order_warnings = amp_run(batches, poison_first=True, only_after_real_step=True)
-print(f"skipped steps: {skipped}; warnings: {len(order_warnings)}")
-print("lr of the real optimizer steps:", [round(lr, 5) for lr in used])
+print(f"skipped steps: {skipped}; warnings: {len(order_warnings)}; lr of the real optimizer "
+      f"steps: {[round(lr, 5) for lr in used]}")
 assert skipped == 1 and not order_warnings
 assert used == schedulers.lr_trace(lambda opt: lr_scheduler.ExponentialLR(opt, gamma=0.9),
                                    epochs=len(used), lr=LR)
@@ -698,8 +699,8 @@ for seed in range(SEEDS):
     swa_accs["SWA, after update_bn"].append(training.evaluate(swa_model, val_loader)[1])
 for name, accs in swa_accs.items():
     print(f"{name:>22}: validation accuracy {spread(accs)}")
-print(f"update_bn moved bn1.running_mean by up to {moved:.3g} (last seed)")
-print("update_bn changes the mean accuracy by", against_noise(
+print(f"update_bn moved bn1.running_mean by up to {moved:.3g} (last seed) and changes the mean "
+      "accuracy by", against_noise(
     swa_accs["SWA, before update_bn"], swa_accs["SWA, after update_bn"])[1])
 assert moved > 0
 notebook.record("swa_val_acc", {k: [round(a, 4) for a in v] for k, v in swa_accs.items()})
@@ -796,5 +797,4 @@ notebook.check_answer(answer_2, [e for e in range(1, 50) if trace[e] > trace[e -
 # - P. Izmailov et al., "Averaging Weights Leads to Wider Optima ...", arXiv:1803.05407 (SWA).
 # - I. Loshchilov, F. Hutter, "Decoupled Weight Decay Regularization", arXiv:1711.05101 (AdamW).
 # - L. Liu et al., "On the Variance of the Adaptive Learning Rate and Beyond", arXiv:1908.03265.
-# - H. Xiao, K. Rasul, R. Vollgraf, "Fashion-MNIST: a Novel Image Dataset for Benchmarking
-#   Machine Learning Algorithms", arXiv:1708.07747, 2017.
+# - H. Xiao, K. Rasul, R. Vollgraf, "Fashion-MNIST: a Novel Image Dataset ...", arXiv:1708.07747.
