@@ -70,6 +70,16 @@ RESUMABLE = {
         opt, T_0=5), "batch"),
     "CyclicLR": (lambda opt: lr_scheduler.CyclicLR(opt, base_lr=0.005, max_lr=0.1,
                                                    step_size_up=3), "batch"),
+    # notebook 06: warmup chained with a cosine, restarts that lengthen, a halving cycle, SWA
+    "LinearLR times cosine, chained, per batch": (lambda opt: lr_scheduler.ChainedScheduler(
+        [lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=4),
+         lr_scheduler.CosineAnnealingLR(opt, T_max=16)]), "batch"),
+    "CosineAnnealingWarmRestarts T_mult=2": (lambda opt: lr_scheduler.CosineAnnealingWarmRestarts(
+        opt, T_0=3, T_mult=2), "batch"),
+    "CyclicLR triangular2": (lambda opt: lr_scheduler.CyclicLR(
+        opt, base_lr=0.005, max_lr=0.1, step_size_up=2, mode="triangular2"), "batch"),
+    "SWALR": (lambda opt: torch.optim.swa_utils.SWALR(opt, swa_lr=0.01, anneal_epochs=3),
+              "epoch"),
 }
 
 
