@@ -13,6 +13,7 @@ executed notebooks; the measured full-run times from the README's notebook table
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import json
 import re
@@ -219,6 +220,29 @@ def run_facts(notebook) -> dict:
     return facts
 
 
+def in_order(value, shown):
+    """`value` with its dicts' keys in the order of `shown`, where both agree."""
+    if isinstance(value, dict) and isinstance(shown, dict) and set(value) == set(shown):
+        return {k: in_order(value[k], shown[k]) for k in shown}
+    return value
+
+
+def ordered_records(notebook) -> dict:
+    """read_records, with each dict in the order the notebook gave it: a saved notebook's JSON
+    sorts the keys, the text `record` shows beside them ("name = {...}") keeps the order."""
+    records = read_records(notebook)
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            if RECORD_MIME not in output.get("data", {}):
+                continue
+            name, _, shown = output_text(output).partition(" = ")
+            try:
+                records[name] = in_order(records[name], ast.literal_eval(shown))
+            except (KeyError, ValueError, SyntaxError):
+                pass
+    return records
+
+
 def title_of(notebook) -> str:
     for cell in notebook.cells:
         if cell.cell_type == "markdown" and cell.source.startswith("# "):
@@ -270,7 +294,8 @@ def front_page(entries: list[dict], title: str) -> str:
     """index.md: who the series is for, how these numbers were made, the notebooks, the results."""
     executed = [e for e in entries if e["executed"]]
     fast_runs = {e["fast"] for e in executed}
-    parts = [f"# {title}", ""]
+    # The front page's tables are wide: no "contents" column beside them.
+    parts = ["---", "html_theme.sidebar_secondary.remove: true", "---", "", f"# {title}", ""]
     if True in fast_runs:
         parts += ["```{admonition} Fast mode",
                   ":class: warning",
@@ -289,8 +314,8 @@ def front_page(entries: list[dict], title: str) -> str:
                            when(e) if e["executed"] else "–"])
     if len({tuple(r[1:]) for r in facts_rows}) == 1:           # one run for all: one line
         _, device, torch, data, mode, date = facts_rows[0]
-        parts += [markdown_table(["device", "PyTorch", "data", "mode", "executed"],
-                                 [[device, torch, data, mode, date]]), ""]
+        parts += [f"- **device:** {device}, PyTorch {torch}", f"- **data:** {data}",
+                  f"- **mode:** {mode}", f"- **executed:** {date}", ""]
     else:
         parts += [markdown_table(["notebook", "device", "PyTorch", "data", "mode", "executed"],
                                  facts_rows), ""]
@@ -327,7 +352,8 @@ def front_page(entries: list[dict], title: str) -> str:
         if e.get("figure"):
             parts += [f"```{{figure}} {e['figure']}", f":alt: {e['title']}: accuracies",
                       ":width: 560px", "",
-                      f"The accuracies {e['name'][:2]} recorded ({mode_name(e['fast'])}).",
+                      f"The accuracies notebook {e['number']} recorded"
+                      + {True: ", in fast mode.", False: ", in full mode."}.get(e["fast"], "."),
                       "```", ""]
     parts += ["```{toctree}", ":hidden:", ":maxdepth: 1", ""]
     parts += [e["name"] for e in entries]
@@ -364,7 +390,7 @@ def collect(build: Path, source_dir: Path) -> list[dict]:
                  "executed": executed, "fast": run.get("fast"), "date": run.get("date"),
                  "seconds": run.get("seconds") if executed else None,
                  "facts": run_facts(notebook) if executed else {},
-                 "records": read_records(notebook) if executed else {},
+                 "records": ordered_records(notebook) if executed else {},
                  "measured": measured.get(name, {}),
                  "colab": f"https://colab.research.google.com/github/"
                           f"{repo.split('github.com/')[-1]}/blob/main/notebooks/{name}.ipynb"}

@@ -8,6 +8,7 @@ SITE = json.loads((Path(__file__).parent / "_site.json").read_text())
 
 project = SITE["title"]
 html_title = SITE["title"]
+author = SITE["repository"].rstrip("/").split("/")[-2]       # the repository's owner
 extensions = ["myst_nb", "sphinx.ext.githubpages"]   # githubpages: .nojekyll, for GitHub Pages
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 
@@ -21,9 +22,17 @@ suppress_warnings = ["myst.header", "mystnb.unknown_mime_type"]
 # read offline draws its formulas and asks nothing of another server.
 if (Path(__file__).parent / "_static" / "mathjax" / "MathJax.js").exists():
     mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
-    mathjax2_config = {"messageStyle": "none",     # the package ships the STIX-Web fonts only
-                       "HTML-CSS": {"availableFonts": [], "preferredFont": None,
-                                    "webFont": "STIX-Web", "imageFont": None}}
+    mathjax2_config = {
+        "messageStyle": "none",
+        # MyST-NB marks the page tex2jax_ignore and its formulas with the class "math".
+        "tex2jax": {"processClass": "tex2jax_process|mathjax_process|math|output_area",
+                    "ignoreClass": "tex2jax_ignore|mathjax_ignore"},
+        # The package ships the STIX-Web fonts only. MathJax's placeholder font points at
+        # about:blank, which Chromium reports as an error: a local name asks for nothing.
+        "HTML-CSS": {"availableFonts": [], "preferredFont": None, "webFont": "STIX-Web",
+                     "imageFont": None,
+                     "styles": {"@font-face": {"font-family": "MathJax_Blank",
+                                               "src": "local('MathJax_Blank')"}}}}
 
 html_theme = "sphinx_book_theme"
 html_static_path = ["_static"]
