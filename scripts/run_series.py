@@ -189,8 +189,9 @@ def main() -> None:
     expected = expected_seconds([s.stem for s in sources], args.fast, gpu, last)
     known = sum(v for v in expected.values() if v)
     unknown = [n for n, v in expected.items() if v is None]
-    if not gpu and not args.fast:
+    if not gpu and not args.fast and sources:
         print(f"No GPU here: on 2 CPU cores the full series takes about {duration(known)}"
+              " (measured, README)"
               f"{' (' + ', '.join(unknown) + ' never timed)' if unknown else ''}. "
               "`make run FAST=1` runs it with the tests' small defaults in minutes instead "
               "(numbers that only show it works).", flush=True)
