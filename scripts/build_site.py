@@ -153,7 +153,7 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def accuracy_groups(records: dict) -> list[tuple[list[str], list[str]]]:
-    """Flat dicts of accuracies (names with "acc"), grouped by their keys: what a bar chart shows."""
+    """Flat dicts of accuracies (names with "acc"), grouped by their keys: a bar chart's data."""
     groups = {}
     for name, value in records.items():
         if is_accuracy(name) and isinstance(value, dict) and value and all(

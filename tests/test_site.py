@@ -30,8 +30,8 @@ from tests.test_browser import ARGS, CHROMIUM       # noqa: E402
 README_TABLE = """\
 | notebook | what it teaches | open | full run, 2 CPU cores | full run, GPU |
 | --- | --- | --- | --- | --- |
-| [01 · One](notebooks/01_one.ipynb) | decay | badge | 10.6 min; accuracy 88.3 % | 2.1 min; 87.9 % |
-| [02 · Two](notebooks/02_two.ipynb) | gamma | badge | 2.6 min (2026-12-04; 4.0 min busy) | not measured yet |
+| [01 · One](notebooks/01_one.ipynb) | decay | badge | 10.6 min; 88.3 % | 2.1 min; 87.9 % |
+| [02 · Two](notebooks/02_two.ipynb) | gamma | badge | 2.6 min (4.0 min busy) | not measured yet |
 """
 
 
