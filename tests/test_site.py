@@ -100,6 +100,33 @@ def test_a_page_keeps_its_plots_and_explains_its_explorers():
     assert notebook.cells[1].outputs[0] is bar                        # the input is left alone
 
 
+def test_make_run_expects_the_last_run_else_the_readme():
+    names = [source.stem for source in build_site.series()]
+    measured = build_site.measured_times()
+    last = {names[0]: {"seconds": 12.0, "fast": True, "gpu": False}}
+    fast = run_series.expected_seconds(names, True, False, last)
+    assert fast[names[0]] == 12.0 and all(fast[n] is None for n in names[1:])
+    full = run_series.expected_seconds(names, False, False, last)     # another mode: the README
+    for name in names:
+        cpu = measured.get(name, {}).get("cpu_min")
+        assert full[name] == (cpu * 60 if cpu else None), name
+
+
+def test_make_run_estimates_the_time_left():
+    cells = [nbformat.v4.new_markdown_cell("## One"), nbformat.v4.new_code_cell("a"),
+             nbformat.v4.new_markdown_cell("text\n\n## Two"), nbformat.v4.new_code_cell("b")]
+    progress = run_series.Progress({"a": 600.0, "b": 300.0, "c": None})
+    progress.start("a", nbformat.v4.new_notebook(cells=cells))
+    assert [heading for _, heading in progress.sections] == ["One", "Two"]
+    assert progress.left() == "about 15 min left in the series (+ 1 notebook(s) never timed)"
+    progress = run_series.Progress({"c": None})
+    progress.start("c", nbformat.v4.new_notebook(cells=cells))
+    assert progress.left() == "time left: not known yet"       # nothing timed, no cell done
+    progress.started -= 60                                     # one of two code cells in 60 s
+    progress.cell_started(3)
+    assert progress.left() == "about 60 s left in the series"
+
+
 # --- the site, built from the fast run ---
 
 @pytest.fixture(scope="session")
