@@ -1,4 +1,5 @@
-# `make run` executes the series, `make test` runs every test. Both create .venv on first use.
+# `make run` executes the series and builds the course site from it, `make test` runs every test.
+# Both create .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,11 +7,11 @@ STAMP := $(VENV)/.installed
 # `make run FAST=1` executes the series with the small defaults the tests use.
 RUN_FLAGS := $(if $(filter 1,$(FAST)),--fast,)
 
-.PHONY: setup test test-min run lab sync urls bench baseline clean
+.PHONY: setup test test-min run site serve lab sync urls bench baseline clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,site]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -22,7 +23,8 @@ test: setup
 # oldest Python here that requires-python allows, in their own .venv-min: the unit tests and one
 # notebook, in fast mode. Not the browser test: Voila 0.5's page never draws an explorer whose
 # kernel has ipywidgets 7.7 (Colab draws it with its own frontend), and the browser side it checks
-# runs under `make test`. The first build downloads about 2.8 GB (torch 2.3 brings its CUDA
+# runs under `make test`. Nor the site's tests: .venv-min does not install the `site` extra, which
+# only builds pages. The first build downloads about 2.8 GB (torch 2.3 brings its CUDA
 # libraries); pip's cache (PIP_CACHE_DIR, by default ~/.cache/pip) keeps them for the next build
 # wherever the package index's responses allow caching. A rebuild happens only when
 # pyproject.toml or the constraints change.
@@ -39,10 +41,20 @@ $(MIN_STAMP): pyproject.toml constraints/minimum.txt
 	touch $(MIN_STAMP)
 
 test-min: $(MIN_STAMP)
-	$(MIN_PY) -m pytest tests $(MIN_NOTEBOOK) --ignore=tests/test_browser.py
+	$(MIN_PY) -m pytest tests $(MIN_NOTEBOOK) --ignore=tests/test_browser.py \
+		--ignore=tests/test_site.py
 
+# Executes every notebook into build/, then builds build/site/ from them.
 run: setup
 	$(PY) scripts/run_series.py $(RUN_FLAGS)
+
+# Rebuilds build/site/ from the notebooks last executed into build/, running none of them.
+site: setup
+	$(PY) scripts/build_site.py
+
+# Serves the site at http://localhost:8000 (Ctrl+C stops it).
+serve:
+	$(PY) -m http.server --directory build/site 8000
 
 lab: setup
 	$(PY) -m pip install --quiet -e ".[test,lab]"

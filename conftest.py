@@ -3,11 +3,15 @@
 nbval executes every cell of each notebook once, in fast mode. This file also adds one item after
 the last cell of each notebook, `<notebook>.ipynb::records`, which reads the headline numbers
 (`course_utils.notebook.record`) from the outputs nbval received in that same execution, so no
-second execution is needed to check them.
+second execution is needed to check them. That item also keeps the notebook as executed (the
+`executed_notebooks` fixture), and the site's tests run last and build the course site from those
+copies: the series is executed once per session, for the cells, the records and the site alike.
 """
 
+import copy
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +33,30 @@ def pytest_collectstart(collector):
                                    "image/svg+xml", "application/pdf")
 
 
+# name -> {"notebook": the notebook with nbval's outputs, "seconds": its cells' wall time}
+EXECUTED = pytest.StashKey[dict]()
+SECONDS = pytest.StashKey[dict]()
+SITE_TESTS = "test_site.py"        # run after every notebook, from their executed copies
+
+
+def pytest_configure(config):
+    config.stash[EXECUTED] = {}
+    config.stash[SECONDS] = {}
+
+
+def pytest_runtest_makereport(item, call):
+    if call.when == "call" and Path(str(item.path)).suffix == ".ipynb":
+        seconds = item.config.stash[SECONDS]
+        seconds[item.path.stem] = seconds.get(item.path.stem, 0.0) + call.duration
+
+
+@pytest.fixture(scope="session")
+def executed_notebooks(request) -> dict:
+    """The notebooks that nbval executed whole in this session (fast mode), by name: each as
+    {"notebook": with the outputs of that execution, "seconds": the wall time of its cells}."""
+    return request.config.stash[EXECUTED]
+
+
 def _is_nbval_cell(item) -> bool:
     return type(item).__name__ == "IPyNbCell" and item.path.suffix == ".ipynb"
 
@@ -47,12 +75,24 @@ class RecordsItem(pytest.Item):
         unrun = [c.name for c in self.cells if getattr(c, "test_outputs", None) is None]
         if unrun:
             pytest.skip(f"not every cell ran in this session ({', '.join(unrun[:3])}, ...)")
+        self.keep_executed()
         records = read_records({"cells": [{"outputs": c.test_outputs} for c in self.cells]})
         assert records, (f"{self.path.name} recorded no headline numbers: call "
                          "notebook.record(name, value) for the results `make run` shows")
         named = {name for c in self.cells for name in RECORD_CALL.findall(c.cell.source)}
         missing = named - set(records)
         assert not missing, f"{self.path.name}: recorded in the code but not in the run: {missing}"
+
+    def keep_executed(self):
+        import nbformat
+
+        notebook = copy.deepcopy(self.parent.nb)
+        code = [c for c in notebook.cells if c.cell_type == "code"]
+        for cell, item in zip(code, self.cells):
+            cell.outputs = [nbformat.from_dict(dict(o)) for o in item.test_outputs]
+            cell.execution_count = None
+        self.config.stash[EXECUTED][self.path.stem] = {
+            "notebook": notebook, "seconds": self.config.stash[SECONDS].get(self.path.stem)}
 
     def reportinfo(self):
         return self.path, None, f"{self.path.name}::records"
@@ -73,3 +113,6 @@ def pytest_collection_modifyitems(session, config, items):
         if len(cells) == len(code_cells):    # only a whole notebook's run is read for records
             items.insert(index + 1, RecordsItem.from_parent(notebook, name="records",
                                                             cells=cells))
+    if last:      # the site's tests after the notebooks, to build from their executed copies
+        site = [item for item in items if item.path.name == SITE_TESTS]
+        items[:] = [item for item in items if item.path.name != SITE_TESTS] + site

@@ -27,18 +27,21 @@ def environment_pip_requirements():
 
 def test_environment_yml_lists_the_same_requirements_as_pyproject():
     project = pyproject()["project"]
-    expected = set(project["dependencies"]) | set(project["optional-dependencies"]["test"])
+    extras = project["optional-dependencies"]
+    expected = set(project["dependencies"]) | set(extras["test"]) | set(extras["site"])
     assert environment_pip_requirements() == expected
 
 
 def test_requirements_have_lower_bounds_only():
     project = pyproject()["project"]
-    for requirement in project["dependencies"] + project["optional-dependencies"]["test"]:
+    extras = project["optional-dependencies"]
+    for requirement in project["dependencies"] + extras["test"] + extras["site"]:
         assert re.fullmatch(r"[A-Za-z0-9_.-]+>=[0-9.]+", requirement), requirement
 
 
 def test_minimum_constraints_pin_each_declared_lower_bound():
-    # `make test-min` installs constraints/minimum.txt: exactly the versions promised here.
+    # `make test-min` installs constraints/minimum.txt: exactly the versions promised here (the
+    # `site` extra, which only builds the course site, is not installed there).
     project = pyproject()["project"]
     declared = {}
     for requirement in project["dependencies"] + project["optional-dependencies"]["test"]:
@@ -56,7 +59,7 @@ def test_readme_first_screen_gives_the_two_commands():
 
 def test_makefile_targets_and_ci_script():
     makefile = (ROOT / "Makefile").read_text()
-    for target in ("setup", "test", "test-min", "run", "lab"):
+    for target in ("setup", "test", "test-min", "run", "site", "serve", "lab"):
         assert re.search(rf"^{target}:", makefile, re.M), target
     ci = (ROOT / ".ci" / "run").read_text()
     assert "apt-get update" in ci and "dataset-fashion-mnist" in ci
