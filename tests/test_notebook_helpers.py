@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from course_utils import notebook
-from scripts.run_series import index_page, title_of
+from scripts.build_site import title_of
 
 
 def test_records_round_trip_through_an_executed_notebook():
@@ -49,13 +49,6 @@ def test_check_answer_wants_whole_numbers_and_other_answers_exactly(capsys):
     assert notebook.check_answer("max", "max")
     assert not notebook.check_answer(None, 0.025)
     assert "replace None" in capsys.readouterr().out
-
-
-def test_index_page_lists_every_notebook_with_time_and_numbers():
-    page = index_page([{"name": "01_a", "title": "01 · A <b>", "seconds": 12.3,
-                        "records": {"best_val_acc": {"constant": 0.9}}}], fast=True)
-    assert "href='01_a.html'" in page and "01 · A &lt;b&gt;" in page
-    assert "12 s" in page and "best_val_acc" in page and "fast mode" in page
 
 
 def test_fast_mode_reads_the_environment(monkeypatch):
