@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from scripts.build_site import build_site, measured_times, series, title_of  # noqa: E402
 
+from course_utils import training  # noqa: E402
 from course_utils.notebook import read_records  # noqa: E402
 
 NOTEBOOKS = ROOT / "notebooks"
@@ -128,12 +129,6 @@ class ProgressEngine(NBClientEngine):
 papermill_engines.register("course-progress", ProgressEngine)
 
 
-def has_gpu() -> bool:
-    import torch
-    return torch.cuda.is_available() or (hasattr(torch.backends, "mps")
-                                         and torch.backends.mps.is_available())
-
-
 def expected_seconds(names: list[str], fast: bool, gpu: bool, last: dict) -> dict:
     """Each notebook's expected wall time: its last run in this mode on this kind of device,
     else (full mode) the README's measured time for this kind of device, else None."""
@@ -185,7 +180,7 @@ def main() -> None:
     summary_path = args.build / "summary.json"
     last = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     last = {r["name"]: r for r in last} if isinstance(last, list) else last
-    gpu = has_gpu()
+    gpu = training.get_device().type != "cpu"
     expected = expected_seconds([s.stem for s in sources], args.fast, gpu, last)
     known = sum(v for v in expected.values() if v)
     unknown = [n for n, v in expected.items() if v is None]
