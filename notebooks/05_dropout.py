@@ -70,8 +70,9 @@ EPOCHS = 2 if FAST else 10                    # epochs of every training run
 NUM_SEEDS = 2 if FAST else 3                  # seeds per network, to see the spread
 TRAIN_SIZE = 1500 if FAST else 10000          # training images
 VAL_SIZE = 500 if FAST else 2000              # images held out for validation
-TEST_SIZE = 1000 if FAST else None            # test images (None: all 10,000)
-MC_SAMPLES = 100 if FAST else 300             # the most dropout masks averaged
+TEST_SIZE = 1000 if FAST else 5000            # test images (None: all 10,000)
+MC_SAMPLES = 100 if FAST else 200             # the most dropout masks averaged (section 4)
+SHIFT_SAMPLES = 20 if FAST else 50            # masks per image on shifted images (section 5)
 BATCH_SIZE = 64
 LR = 0.05                                     # SGD with momentum 0.9, constant lr
 DROPOUT = 0.5                                 # the p of every Dropout layer
@@ -358,11 +359,12 @@ def ensemble_curves(model, loader, Ts):
         curves["arithmetic", T] = arithmetic[T - 1] / T
         curves["geometric", T] = (geometric[T - 1] / T).softmax(dim=1)
     agree = eval_probabilities.argmax(1)
-    return {key: {"agreement": (p.argmax(1) == agree).double().mean().item(),
-                  "accuracy": (p.argmax(1) == labels).double().mean().item(),
-                  "nll": F.nll_loss(p.clamp_min(1e-12).log(), labels).item(),
-                  "ece": uncertainty.expected_calibration_error(p, labels)}
-            for key, p in curves.items()}
+    return {**{key: {"agreement": (p.argmax(1) == agree).double().mean().item(),
+                     "accuracy": (p.argmax(1) == labels).double().mean().item(),
+                     "nll": F.nll_loss(p.clamp_min(1e-12).log(), labels).item(),
+                     "ece": uncertainty.expected_calibration_error(p, labels)}
+               for key, p in curves.items()},
+            "probabilities": (eval_probabilities, curves["arithmetic", max(Ts)], labels)}
 
 
 Ts = sorted({t for t in (1, 2, 5, 10, 20, 50, 100, 200) if t < MC_SAMPLES} | {MC_SAMPLES})
@@ -449,11 +451,10 @@ assert moved > 0
 notebook.record("mc_dropout_vs_train_mode_acc", {k: round(v, 4) for k, v in accuracy.items()})
 
 # %% [markdown]
-# **Uncertainty on images unlike the training images.** The test images as they are, rotated by
-# 90°, inverted (white background) and with strong pixel noise. A useful uncertainty is higher
-# on the shifted images, where the network is more often wrong. Predictive entropy, in nats
-# (0: all probability on one class; ln 10 ≈ 2.30: uniform), of eval mode's prediction and of
-# the MC average, for the Dropout and BN + Dropout networks over the seeds:
+# **Uncertainty on shifted images.** The test images as they are, rotated by 90°, inverted and
+# noised. A useful uncertainty is higher where the network is more often wrong. Predictive
+# entropy in nats (0: one class; ln 10 ≈ 2.30: uniform) of eval mode and of the average of
+# `SHIFT_SAMPLES` masks, for the two networks with dropout over the seeds:
 
 # %%
 noise_generator = torch.Generator().manual_seed(SEED)
@@ -474,7 +475,7 @@ for name in ("Dropout", "BN + Dropout"):
     for shift, loader in shifted_loaders.items():
         rows = []
         for run in runs[name]:
-            eval_p, samples, labels = eval_and_mc(run["model"], loader, MC_SAMPLES)
+            eval_p, samples, labels = eval_and_mc(run["model"], loader, SHIFT_SAMPLES)
             mc_p = samples.mean(dim=0)                                     # (N, C)
             rows.append({"accuracy": (mc_p.argmax(1) == labels).double().mean().item(),
                          "entropy, eval": uncertainty.predictive_entropy(eval_p).mean().item(),
@@ -527,11 +528,11 @@ for name, values in calibration.items():
     print(f"{name:20} ECE {percent(values)} %")
 notebook.record("ece", {name: round(mean_and_spread(v)[0], 4) for name, v in calibration.items()})
 
-eval_p, samples, labels = eval_and_mc(runs["Dropout"][0]["model"], test_loader, MC_SAMPLES)
+eval_p, mc_p, labels = ensembles["Dropout"][0]["probabilities"]          # from section 4
 fig, ax = plt.subplots(figsize=(5.5, 4.5), constrained_layout=True)
 ax.plot([0, 1], [0, 1], color="gray", linewidth=1, label="perfectly calibrated")
 for index, (name, probabilities) in enumerate((("eval mode", eval_p),
-                                               (f"MC, {MC_SAMPLES} masks", samples.mean(0)))):
+                                               (f"MC, {MC_SAMPLES} masks", mc_p))):
     count, accuracy, confidence = uncertainty.calibration_bins(probabilities, labels)
     ece = uncertainty.expected_calibration_error(probabilities, labels)
     filled = count > 0
