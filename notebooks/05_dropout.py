@@ -265,12 +265,12 @@ assert all(min(column(name, "test_acc")) > 0.5 for name in runs)   # far above c
 # difference counts only beyond 2 × noise.
 
 # %%
-def compare(values, reference_values, *, accuracies=0, images=1):
+def compare(values, reference_values, *, accuracies=0, images=1, level=None):
     """Paired over seeds: mean difference, noise and verdict. The noise is the spread of the
     per-seed differences, or, if larger, the standard error of a sum of `accuracies`
-    independent accuracies measured on `images` images each."""
+    independent accuracies (each about `level`, default: the reference's) on `images` images."""
     difference, spread = mean_and_spread([a - b for a, b in zip(values, reference_values)])
-    level = mean_and_spread(reference_values)[0]
+    level = mean_and_spread(reference_values)[0] if level is None else level
     sampling = math.sqrt(accuracies * level * (1 - level) / images) if 0 < level < 1 else 0.0
     noise = max(spread, sampling)
     verdict = ("within noise" if abs(difference) < 2 * noise else
@@ -278,13 +278,14 @@ def compare(values, reference_values, *, accuracies=0, images=1):
     return difference, noise, verdict
 
 
-verdicts = {}
+verdicts, val_level = {}, mean_and_spread(column("no regularization", "val_acc"))[0]
 print(f"{'vs no regularization':20} {'test acc (points)':>34} {'gap (points)':>34}")
 for name in ("BN", "Dropout", "BN + Dropout"):
     cells = []
-    for key, accuracies, images in (("test_acc", 2, len(test)), ("gap", 4, len(val))):
+    for key, accuracies, images, level in (("test_acc", 2, len(test), None),
+                                           ("gap", 4, len(val), val_level)):
         difference, noise, verdict = compare(column(name, key), column("no regularization", key),
-                                             accuracies=accuracies, images=images)
+                                             accuracies=accuracies, images=images, level=level)
         verdicts[f"{name}: {key}"] = verdict
         cells.append(f"{100 * difference:+6.2f} ± {100 * noise:4.2f} {verdict:>14}")
     print(f"{name:20} " + " ".join(f"{cell:>34}" for cell in cells))
@@ -482,7 +483,7 @@ for name in ("Dropout", "BN + Dropout"):
                          "entropy, MC": uncertainty.predictive_entropy(mc_p).mean().item()})
         shift_table[name, shift] = {key: [row[key] for row in rows] for key in rows[0]}
 print(f"{'network':13} {'test images':22} {'MC accuracy %':>15} {'entropy, eval':>15} "
-      f"{'entropy, MC':>15}")
+      f"{'entropy, MC':>15}   (uniform over 10 classes: ln 10 = {math.log(10):.3f})")
 for (name, shift), row in shift_table.items():
     print(f"{name:13} {shift:22} {percent(row['accuracy']):>15} " +
           " ".join(f"{mean_and_spread(row[k])[0]:7.3f} ± {mean_and_spread(row[k])[1]:.3f}"
@@ -571,6 +572,8 @@ orders = {name: block_stds(first) for first, name in ((True, "Dropout -> BatchNo
                                                       (False, "BatchNorm -> Dropout"))}
 for name, (running_var, train_std, eval_std) in orders.items():
     print(f"{name:22} {running_var:>15.3f} {train_std:>18.3f} {eval_std:>17.3f}")
+print(f"theory, p = 0.5: 1/(1 - p) = {1 / 0.5:.3f}, √(1 - p) = {0.5 ** 0.5:.3f}, "
+      f"√(1/(1 - p)) = {2 ** 0.5:.3f}")
 assert abs(orders["Dropout -> BatchNorm"][2] - math.sqrt(0.5)) < 0.02
 assert abs(orders["BatchNorm -> Dropout"][1] - math.sqrt(2)) < 0.03
 notebook.record("variance_shift_blocks", {k: [round(v, 3) for v in vs] for k, vs in orders.items()})
@@ -700,19 +703,16 @@ fig.suptitle(f"The 16 first-layer 5 × 5 filters (seed {SEED}; red positive, blu
 plt.show()
 
 # %% [markdown]
-# Read the claims against the verdicts printed above for this run; "within noise" means that
-# these seeds show no difference, not that there is none. Two things to keep in mind. In the
-# chapter's LeNet the Dropout sits after the *last* convolution, so the first-layer filters feel
-# it only through gradients passed back through two more layers, and a correlation is a crude
-# stand-in for co-adaptation. And the two activation claims point in opposite directions: a
-# larger mean activation and a smaller active fraction can both hold at once (fewer units
-# active, but more strongly), so the table reports both rather than one word.
+# The claim column above is this run's answer; "not shown" means these seeds show no
+# difference, not that there is none. Keep in mind: here the Dropout sits after the *last*
+# convolution, so the first-layer filters feel it only through gradients passed back through
+# two more layers; a correlation is a crude stand-in for co-adaptation; and a larger mean
+# activation and a smaller active fraction can hold at once (fewer units, more strongly).
 #
 # ## 8. The dropout explorer
 #
 # Move p: in train mode the output keeps the input's mean, with a larger variance and a spike
-# of zeros; in eval mode it is the input. (The histograms come from `nn.Dropout` itself, on a
-# private random stream.)
+# of zeros; in eval mode it is the input (histograms from `nn.Dropout` itself).
 
 # %%
 stats = regularization.dropout_outputs(0.5, inputs="ReLU activations").stats()
