@@ -5,7 +5,7 @@ import contextlib
 
 import torch
 from torch import nn
-from torch.nn.modules.dropout import _DropoutNd    # the base of Dropout, Dropout1d/2d/3d, ...
+from torch.nn.modules.dropout import _DropoutNd  # the base of Dropout, Dropout1d/2d/3d, ...
 
 
 @contextlib.contextmanager

@@ -135,9 +135,8 @@ def test_only_dropout_layers_drop_inside_and_every_flag_comes_back(start):
 def test_flags_come_back_after_an_exception():
     model = network().eval()
     before = flags(model)
-    with pytest.raises(RuntimeError, match="boom"):
-        with uncertainty.mc_dropout(model):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), uncertainty.mc_dropout(model):
+        raise RuntimeError("boom")
     assert flags(model) == before
 
 
