@@ -81,9 +81,8 @@ SEED = 0                                      # the first seed; the others are S
 # %% [markdown]
 # Full mode trains 4 networks × 3 seeds for 10 epochs on 10,000 images **once**; every later
 # section reuses them. Fast mode (`COURSE_FAST=1`) is a smoke test, its numbers not evidence.
-# On a CPU the runs use one thread: the thread count changes the last bits of rounding, and one
-# fixed count keeps reruns the same however busy the machine is (this small network loses
-# little; on a GPU this does nothing).
+# On a CPU the runs use one thread: it fixes the rounding, so reruns match however busy the
+# machine is (this small network loses little; on a GPU this does nothing).
 
 # %%
 if device.type == "cpu":
@@ -329,7 +328,8 @@ whole = uncertainty.mc_probabilities(model, X_test[:64], samples=3)        # (3,
 torch.manual_seed(SEED)
 shared = uncertainty.mc_probabilities(body_and_head(model)[1],
                                       hidden_values(model, [(X_test[:64], None)]), samples=3)
-print(f"whole network vs shared body: max difference {(whole - shared).abs().max():.1e}")
+print(f"whole network vs shared body: max difference {(whole - shared).abs().max():.1e}; the "
+      f"Dropout acts on {model.classifier.fc.in_features:,} values per image")
 assert torch.allclose(whole, shared, atol=1e-5)
 
 # %% [markdown]
@@ -378,7 +378,8 @@ print(f"{len(Ts)} ensemble sizes, {MC_SAMPLES} masks, {len(test):,} test images:
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
 for ax, metric, label in zip(axes, ("agreement", "accuracy", "nll"),
-                             ("agreement with eval mode's class", "test accuracy",
+                             ("agreement with eval mode's class (fraction)",
+                              "test accuracy (fraction)",
                               "test NLL (nats per image)")):
     for index, kind in enumerate(("arithmetic", "geometric")):
         ax.plot(Ts, [mean_and_spread([e[kind, T][metric] for e in ensembles["Dropout"]])[0]
@@ -536,12 +537,11 @@ for index, (name, probabilities) in enumerate((("eval mode", eval_p),
                                                (f"MC, {MC_SAMPLES} masks", mc_p))):
     count, accuracy, confidence = uncertainty.calibration_bins(probabilities, labels)
     ece = uncertainty.expected_calibration_error(probabilities, labels)
-    filled = count > 0
-    ax.plot(confidence[filled], accuracy[filled], marker="o", label=f"{name}: ECE {ece:.3f}",
-            **plotting.style(index))
+    ax.plot(confidence[count > 0], accuracy[count > 0], marker="o",
+            label=f"{name}: ECE {ece:.3f}", **plotting.style(index))
 ax.set(xlabel="confidence (top-class probability), 15 bins", ylabel="accuracy in the bin",
        title=f"Dropout network, seed {SEED}: below the diagonal = overconfident")
-ax.legend(fontsize=8)
+ax.legend(fontsize=8, title="accuracy and confidence as fractions", title_fontsize=8)
 plt.show()
 
 # %% [markdown]
