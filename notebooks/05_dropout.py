@@ -582,9 +582,9 @@ notebook.record("variance_shift_blocks", {k: [round(v, 3) for v in vs] for k, vs
 # Dropout first: the BatchNorm's running variance is about 1/(1 − p) = 2, and in eval mode its
 # output's standard deviation is about √(1 − p) ≈ 0.71 instead of the 1 of training. BatchNorm
 # first: the BatchNorm's statistics are right, but the block's output still has a train-eval
-# mismatch, about √(1/(1 − p)) ≈ 1.41 in train mode against 1.00 in eval mode. That is the
-# ordinary inverted-dropout mismatch, which a linear layer right after it (as in the chapter's
-# LeNet) averages out in expectation; another BatchNorm further on would see it again.
+# mismatch, about √(1/(1 − p)) ≈ 1.41 in train mode against 1.00 in eval mode. Inverted dropout
+# keeps only the mean: a layer after it gets a wider spread in training than in eval mode, and a
+# BatchNorm further on would learn that spread and see the shift again.
 #
 # **Measuring the shift in a network.** The variance of a BatchNorm's input with the dropout
 # layers dropping, divided by its variance without, every BatchNorm in eval mode. Switching
