@@ -7,4 +7,4 @@ Import the modules you need; importing the package does nothing else:
 
 __version__ = "0.1.0"
 __all__ = ["checkpoint", "data", "doctor", "models", "notebook", "plateau_replay", "plotting",
-           "schedulers", "sources", "training", "widgets"]
+           "schedulers", "sources", "training", "uncertainty", "widgets"]

@@ -48,8 +48,7 @@ _data.load_fashion_mnist = lambda *a, **k: _load_fashion_mnist(*a, **{**k, "sour
 LESSON_LINES = 800
 # Notebooks not yet cut down to a lesson, each with the issue that does it: a strict xfail, so
 # the change that makes one fit must remove it from here.
-NOT_YET_LESSONS = {"05_dropout": "the Dropout half of the old notebook 04, moved as it was: "
-                                 "still longer than a lesson"}
+NOT_YET_LESSONS: dict[str, str] = {}
 # Cell markers that would make nbval skip a cell, or expect it to fail: every cell must run.
 NOT_RUN_MARKERS = ("nbval-skip", "skip-execution", "nbval-raises-exception", "raises-exception")
 

@@ -1,0 +1,67 @@
+"""Dropout kept on at test time (MC dropout), and how well predicted probabilities are
+calibrated: expected calibration error (Guo et al. 2017), reliability bins, entropy."""
+
+import contextlib
+
+import torch
+from torch import nn
+from torch.nn.modules.dropout import _DropoutNd  # the base of Dropout, Dropout1d/2d/3d, ...
+
+
+@contextlib.contextmanager
+def mc_dropout(model: nn.Module):
+    """Inside the block only the dropout layers drop; every other module (BatchNorm!) is in eval
+    mode. Each module's own flag comes back afterwards, even on an error."""
+    flags = [(module, module.training) for module in model.modules()]
+    try:
+        for module, _ in flags:    # one flag at a time: module.train() would recurse
+            module.training = isinstance(module, _DropoutNd)
+        yield model
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
+def mc_probabilities(model: nn.Module, X, samples: int) -> torch.Tensor:
+    """Softmax probabilities under `samples` dropout masks, shape (T, N, C), without gradients.
+    X is a batch (N, ...) or a loader of (X, y) batches, joined along N in loader order."""
+    if not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples is the number of dropout masks, at least 1; got {samples!r}.")
+    device = next(model.parameters()).device
+    batches = [X] if isinstance(X, torch.Tensor) else [batch[0] for batch in X]   # loader: X, y
+    with torch.no_grad(), mc_dropout(model):
+        return torch.stack([torch.cat([model(b.to(device)).softmax(dim=1) for b in batches])
+                            for _ in range(samples)]).cpu()
+
+
+def predictive_entropy(probabilities: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats over the last dimension, (..., C) -> (...): 0 one-hot, ln C uniform."""
+    return -torch.xlogy(probabilities, probabilities).sum(dim=-1)       # 0 · ln 0 counts as 0
+
+
+def calibration_bins(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = 15):
+    """The reliability diagram's numbers: predictions grouped by confidence (the top class's
+    probability) into `bins` equal-width bins ((0, 1/bins], ..., ((bins-1)/bins, 1]), and for
+    each bin its count, accuracy and mean confidence, each (bins,); NaN for an empty bin."""
+    if probabilities.dim() != 2 or labels.shape != probabilities.shape[:1] or not len(labels):
+        raise ValueError(f"expected probabilities (N, C) and labels (N,), N > 0; got "
+                         f"{tuple(probabilities.shape)}, {tuple(labels.shape)} (average T first)")
+    if not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a whole number of at least 1, got {bins!r}.")
+    confidence, predicted = probabilities.double().max(dim=1)
+    inner_edges = torch.arange(1, bins, dtype=torch.float64) / bins
+    index = torch.bucketize(confidence, inner_edges)          # (m/bins, (m+1)/bins] -> m
+    count = torch.bincount(index, minlength=bins).double()
+    correct = torch.bincount(index, (predicted == labels.to(predicted.device)).double(), bins)
+    confidence_sum = torch.bincount(index, confidence, minlength=bins)
+    count_or_nan = torch.where(count > 0, count, torch.nan)      # an empty bin: NaN, not 0/0
+    return count, correct / count_or_nan, confidence_sum / count_or_nan
+
+
+def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor,
+                               bins: int = 15) -> float:
+    """Guo et al. (2017): the bins' |accuracy - mean confidence| weighted by their share of the
+    predictions; 0 when perfectly calibrated."""
+    count, accuracy, confidence = calibration_bins(probabilities, labels, bins)
+    gaps = (accuracy - confidence).abs().nan_to_num(0.0)       # an empty bin weighs nothing
+    return (count / count.sum() * gaps).sum().item()
