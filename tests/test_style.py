@@ -10,9 +10,10 @@ import course_utils.widgets
 
 PACKAGE = Path(course_utils.__file__).parent
 MODULE_BUDGET = 250      # code lines per module, widgets included
-# The whole library: 1,500 code lines, plus the 179 of doctor.py (the training doctor, added
-# after the budget was set; it is counted here, not exempted).
-LIBRARY_BUDGET = 1500 + 179
+# The whole library: 1,500 code lines, plus the modules added after the budget was set, each
+# counted here, not exempted: doctor.py (the training doctor, 179) and uncertainty.py (MC dropout
+# and calibration, 55).
+LIBRARY_BUDGET = 1500 + 179 + 55
 MODULES = sorted(PACKAGE.rglob("*.py"))
 
 
