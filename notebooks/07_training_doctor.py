@@ -45,7 +45,6 @@ except ImportError:
 
 # %%
 import copy
-import math
 import warnings
 
 import matplotlib.pyplot as plt
