@@ -33,6 +33,10 @@ reset before each run through /proc/self/clear_refs on Linux); both pipelines' i
 in the process during both runs, so on a CPU this number mostly shows the process, not a
 difference between pipelines. DataLoader workers' memory is not counted.
 
+The model alone: the same model and loop also train on batches made before the clock starts (no
+pipeline at all), taking turns with (a) and (b). When (b) runs at about that speed, its loader
+costs nothing measurable and the model's arithmetic, not the data, sets (b)'s ratio to (a).
+
 Reading the numbers: on a CPU at batch 64 the model's own arithmetic takes most of each step, so
 (b) gains less there than on a GPU, where decoding images in Python sets the pace. On a busy
 machine torch's default of one thread per core can be several times slower than --threads 1;
@@ -219,9 +223,19 @@ def run_benchmark(root, train: data.Split, test: data.Split, *, device, batch_si
         if warmup:
             trains[name](model, stream.take(warmup), optimizer, device)  # not timed
         setups[name] = model, optimizer, stream
+    # The model alone: the same model and loop on batches made before the clock starts, no
+    # pipeline at all: what training costs when the data costs nothing.
+    ready = list(BatchStream(data.TensorLoader(train, batch_size, shuffle=True, device=device,
+                                               seed=seed)).take(steps))
+    bare_model, bare_optimizer = new_model(device, seed)
+    if warmup:
+        course_train(bare_model, ready[:warmup], bare_optimizer, device)  # not timed
+    model_only = []
 
     for repeat in range(repeats):
         order = list(loaders) if repeat % 2 == 0 else list(loaders)[::-1]   # take turns
+        model_only.append(len(ready) * batch_size / timed(device, partial(
+            course_train, bare_model, ready, bare_optimizer, device))[0])
         for name in order:
             model, optimizer, stream = setups[name]
             before = stream.images
@@ -257,6 +271,9 @@ def run_benchmark(root, train: data.Split, test: data.Split, *, device, batch_si
         "train_images": len(train), "memory_kind": memory_kind(device),
         "plain": results[PLAIN], "course": results[COURSE],
         "ratio": course / plain if plain and course else None,
+        # The model alone, on batches made in advance (best run), and its ratio to (a).
+        "model_only_images_per_second": max(model_only),
+        "model_only_ratio": max(model_only) / plain if plain else None,
     }
 
 
@@ -333,6 +350,14 @@ def main(argv: list[str] | None = None) -> dict:
                                                 ["benchmarks/bench_epoch.py", *argv])])
     print(markdown_table(result))
     print(f"\nCommand: {result['command']}")
+    if result["model_only_ratio"]:
+        model_only = result["model_only_images_per_second"]
+        share = result["course"]["images_per_second"] / model_only
+        print(f"The model alone, on batches made in advance: {model_only:,.0f} images/s, "
+              f"{result['model_only_ratio']:.2f} × (a); (b) runs at {share:.0%} of that. "
+              + ("(b)'s loader costs next to nothing: the model's own arithmetic, not the data, "
+                 "bounds the ratio on this machine." if share >= 0.95 else
+                 f"(b)'s loader costs it about {1 - share:.0%}."))
     spread = max(max(runs) / min(runs) for runs in (result["plain"]["runs_images_per_second"],
                                                     result["course"]["runs_images_per_second"]))
     if spread > 1.2:

@@ -80,6 +80,8 @@ def test_run_benchmark_reports_both_pipelines(tiny):
         assert 0.0 <= row["test_accuracy"] <= 1.0
     assert result["ratio"] == pytest.approx(course["images_per_second"]
                                             / plain["images_per_second"])
+    assert result["model_only_ratio"] == pytest.approx(result["model_only_images_per_second"]
+                                                    / plain["images_per_second"])
 
 
 def test_main_writes_json_and_prints_a_table_with_both_rows(tiny, tmp_path, capsys):
@@ -104,6 +106,8 @@ def test_main_writes_json_and_prints_a_table_with_both_rows(tiny, tmp_path, caps
     assert bench.PLAIN in table[2] and bench.COURSE in table[3]
     assert "128 train" in printed                           # read from the tiny cache
     assert f"Command: python benchmarks/bench_epoch.py --device cpu --root {root}" in printed
+    assert "The model alone, on batches made in advance" in printed
+    assert saved["model_only_ratio"] > 0
 
 
 def test_main_runs_on_the_bundled_subset_when_nothing_else_is_there(tmp_path, monkeypatch, capsys):
