@@ -216,7 +216,8 @@ def run_facts(notebook) -> dict:
             if "device" not in facts and (match := DEVICE_LINE.search(text)):
                 facts["torch"], facts["device"] = match.groups()
             if "data" not in facts and (match := DATA_LINE.search(text)):
-                facts["data"] = match.group(1)
+                # "~" for the home folder: a published page need not show whose machine it was.
+                facts["data"] = match.group(1).replace(str(Path.home()), "~")
     return facts
 
 

@@ -14,6 +14,7 @@ import http.server
 import json
 import threading
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -227,3 +228,15 @@ def test_every_page_in_a_browser(served, tmp_path):
             assert not errors, f"{name}: {errors}"
             page.close()
         browser.close()
+
+
+def test_run_facts_read_the_device_and_data_lines_without_the_home_folder():
+    home = Path.home()
+    cell = nbformat.v4.new_code_cell("report")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=(
+        "PyTorch 2.14.1, course_utils 0.1.0, device: cpu\n"
+        f"Fashion-MNIST: 60,000 train / 10,000 test images from the cache {home}/.cache/x.\n"))]
+    facts = build_site.run_facts(nbformat.v4.new_notebook(cells=[cell]))
+    assert facts == {"torch": "2.14.1", "device": "cpu",
+                     "data": "Fashion-MNIST: 60,000 train / 10,000 test images from the cache "
+                             "~/.cache/x"}
