@@ -49,21 +49,26 @@ def read_records(notebook) -> dict:
     return records
 
 
-def check_answer(answer, expected, *, digits: int = 3) -> bool:
-    """An exercise's self-check: prints whether `answer` is right, and how close it is.
+def check_answer(answer, expected, *, digits: int = 3) -> None:
+    """An exercise's self-check: prints whether `answer` is right, and how close it is. Returns
+    nothing, so the cell shows that one line; `grade` gives the verdict to code."""
+    print(grade(answer, expected, digits=digits)[1])
+
+
+def grade(answer, expected, *, digits: int = 3) -> tuple[bool, str]:
+    """Whether `answer` is right, and the sentence that says so.
 
     A float `expected` accepts any answer within one unit of its `digits`-th significant digit
     (0.8409 and 0.841 both pass for 0.840896...); an int `expected` (an epoch, a count) and
     anything that is not a number must match exactly."""
     if answer is None:
-        print("No answer yet: replace None with your answer and run this cell again.")
-        return False
+        return False, "No answer yet: replace None with your answer and run this cell again."
     number = (int, float)
     if not (isinstance(expected, number) and isinstance(answer, number)) \
             or isinstance(expected, bool) or isinstance(answer, bool):
         correct = answer == expected and isinstance(answer, bool) == isinstance(expected, bool)
-        print("Correct!" if correct else f"Not yet: {answer!r} is not the expected answer.")
-        return correct
+        return correct, ("Correct!" if correct
+                         else f"Not yet: {answer!r} is not the expected answer.")
     error = abs(answer - expected)
     if isinstance(expected, int):
         correct, how = error == 0, f"{error:g} away from the answer, a whole number"
@@ -73,7 +78,5 @@ def check_answer(answer, expected, *, digits: int = 3) -> bool:
         share = f" ({100 * error / abs(expected):.2g} % of it)" if expected else ""
         how = f"{error:.2g} away from the answer{share}; {digits} significant digits are enough"
     if correct:
-        print("Correct!" if error == 0 else f"Correct! (your answer is {how})")
-    else:
-        print(f"Not yet: {answer!r} is {how}. Try again.")
-    return correct
+        return True, "Correct!" if error == 0 else f"Correct! (your answer is {how})"
+    return False, f"Not yet: {answer!r} is {how}. Try again."

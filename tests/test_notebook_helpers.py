@@ -28,27 +28,42 @@ def test_record_refuses_values_that_cannot_be_read_back():
         notebook.record("model", object())
 
 
-def test_check_answer_accepts_the_digits_a_learner_types_and_says_how_close(capsys):
-    assert notebook.check_answer(0.8409, 0.5 ** 0.25)           # four digits typed by hand
-    assert notebook.check_answer(0.841, 0.5 ** 0.25)            # three
-    assert "away from the answer" in capsys.readouterr().out
-    assert not notebook.check_answer(0.85, 0.5 ** 0.25)
-    assert "1.1 % of it" in capsys.readouterr().out
-    assert notebook.check_answer(0.84, 0.5 ** 0.25, digits=2)
-    assert not notebook.check_answer(0.8409, 0.5 ** 0.25, digits=6)
-    assert notebook.check_answer(0.025, 0.1 * 0.5 ** 2)
-    assert notebook.check_answer(1e-9, 1.0000000001e-9) and not notebook.check_answer(2e-9, 1e-9)
-    assert notebook.check_answer(0.0, 0.0) and not notebook.check_answer(0.1, 0.0)
+def right(answer, expected, **kwargs) -> bool:
+    return notebook.grade(answer, expected, **kwargs)[0]
 
 
-def test_check_answer_wants_whole_numbers_and_other_answers_exactly(capsys):
-    assert notebook.check_answer(7, 7) and notebook.check_answer(7.0, 7)
-    assert not notebook.check_answer(6, 7)
-    assert "1 away from the answer, a whole number" in capsys.readouterr().out
-    assert not notebook.check_answer("7", 7) and not notebook.check_answer(True, 1)
-    assert notebook.check_answer("max", "max")
-    assert not notebook.check_answer(None, 0.025)
-    assert "replace None" in capsys.readouterr().out
+def said(answer, expected, **kwargs) -> str:
+    return notebook.grade(answer, expected, **kwargs)[1]
+
+
+def test_grade_accepts_the_digits_a_learner_types_and_says_how_close():
+    assert right(0.8409, 0.5 ** 0.25)           # four digits typed by hand
+    assert right(0.841, 0.5 ** 0.25)            # three
+    assert "away from the answer" in said(0.841, 0.5 ** 0.25)
+    assert not right(0.85, 0.5 ** 0.25)
+    assert "1.1 % of it" in said(0.85, 0.5 ** 0.25)
+    assert right(0.84, 0.5 ** 0.25, digits=2)
+    assert not right(0.8409, 0.5 ** 0.25, digits=6)
+    assert right(0.025, 0.1 * 0.5 ** 2)
+    assert right(1e-9, 1.0000000001e-9) and not right(2e-9, 1e-9)
+    assert right(0.0, 0.0) and not right(0.1, 0.0)
+
+
+def test_grade_wants_whole_numbers_and_other_answers_exactly():
+    assert right(7, 7) and right(7.0, 7)
+    assert not right(6, 7)
+    assert "1 away from the answer, a whole number" in said(6, 7)
+    assert not right("7", 7) and not right(True, 1)
+    assert right("max", "max")
+    assert not right(None, 0.025)
+    assert "replace None" in said(None, 0.025)
+
+
+@pytest.mark.parametrize("answer", (None, 0.841, 0.85, "max"))
+def test_check_answer_prints_the_verdict_and_returns_nothing(answer, capsys):
+    # Nothing returned: an exercise cell shows the sentence alone, not a trailing True/False.
+    assert notebook.check_answer(answer, 0.5 ** 0.25) is None
+    assert capsys.readouterr().out == said(answer, 0.5 ** 0.25) + "\n"
 
 
 def test_fast_mode_reads_the_environment(monkeypatch):
