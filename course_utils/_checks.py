@@ -26,7 +26,6 @@ def check_positive(value: float, what: str) -> None:
 
 def check_gamma(gamma: float) -> None:
     if not gamma > 0:
-        raise ValueError(f"gamma={gamma!r}, but gamma is the per-step multiplier of the lr (lr <- "
-                         "lr * gamma at every scheduler.step()), so it must be positive. Use "
-                         "0 < gamma < 1 to decay (e.g. 0.9), or gamma > 1 to grow the lr (an LR "
-                         "range test).")
+        raise ValueError(f"gamma={gamma!r}, but gamma multiplies the lr at every scheduler.step()"
+                         " (lr <- lr * gamma), so it must be positive. Use 0 < gamma < 1 to decay "
+                         "(e.g. 0.9), or gamma > 1 to grow the lr (an LR range test).")

@@ -1,7 +1,5 @@
 """Save a training run and resume it exactly: weights, optimizer, scheduler, history, RNG states."""
 
-from __future__ import annotations
-
 import os
 import random
 import tempfile
@@ -15,24 +13,20 @@ from course_utils.training import History
 
 
 def _rng_states() -> dict:
-    kind, keys, position, has_gauss, cached = np.random.get_state()
+    kind, keys, *rest = np.random.get_state()
     # Tensors and plain numbers only, so the file loads with weights_only=True.
-    states = {"torch": torch.get_rng_state(), "python": random.getstate(),
-              "numpy": (kind, torch.from_numpy(keys.astype("int64")), position, has_gauss, cached)}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all(),      # one state per GPU: [] without a GPU
+            "numpy": (kind, torch.from_numpy(keys.astype("int64")), *rest)}
 
 
 def _set_rng_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "cuda" in states and torch.cuda.is_available():
+    random.setstate(states["python"])
+    if torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
-    if "numpy" in states:
-        kind, keys, position, has_gauss, cached = states["numpy"]
-        np.random.set_state((kind, keys.numpy().astype("uint32"), position, has_gauss, cached))
+    kind, keys, *rest = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype("uint32"), *rest))
 
 
 # torch < 2.4 loads with weights_only=True only tensors, plain data and a few types, and two
@@ -60,15 +54,13 @@ def _restored(value):
 
 def save_checkpoint(path: str | os.PathLike, *, model, optimizer=None, scheduler=None,
                     history: History | None = None, extra: dict | None = None) -> Path:
-    """Write everything needed to resume training to `path`, atomically (a temporary file, then
-    a rename), so an interrupted save never leaves a broken file."""
+    """Write everything needed to resume training to `path`, atomically: never a broken file."""
+    # Atomically: a temporary file, then a rename, so an interrupted save leaves the old file.
     path = Path(path)
-    scheduler_state = scheduler.state_dict() if scheduler is not None else None
     state = {"model": model.state_dict(), "rng": _rng_states(), "extra": extra or {},
              "optimizer": optimizer.state_dict() if optimizer is not None else None,
-             "scheduler": _plain(scheduler_state),
-             "history": history.to_dict() if history is not None else None,
-             "epoch": len(history) if history is not None else 0}
+             "scheduler": _plain(scheduler.state_dict()) if scheduler is not None else None,
+             "history": history.to_dict() if history is not None else None}
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
@@ -82,18 +74,19 @@ def save_checkpoint(path: str | os.PathLike, *, model, optimizer=None, scheduler
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, *, model, optimizer=None, scheduler=None,
-                    restore_rng: bool = True, map_location=None) -> dict:
-    """Load a checkpoint into `model` (and `optimizer`, `scheduler` when given), restore the RNGs
-    and return {"epoch", "history", "extra"}: pass the history to `fit(..., history=...)`.
-    Leaving `scheduler` out resumes with a fresh one, losing its counters (ReduceLROnPlateau's
-    best value, bad epochs, cooldown)."""
+def load_checkpoint(path: str | os.PathLike, *, model, optimizer=None, scheduler=None) -> dict:
+    """Load into `model` (and `optimizer`, `scheduler` when given), restore the RNGs and return
+    {"epoch", "history", "extra"}: pass the history to `fit(..., history=...)`."""
+    # A scheduler left out starts afresh: ReduceLROnPlateau, say, loses its best value, its count
+    # of bad epochs and its cooldown, so the resumed run differs.
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}. Save one with save_checkpoint first.")
     try:
         # weights_only=True: a checkpoint is data, and loading it never runs code from the file.
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        # map_location="cpu": a checkpoint saved on a GPU loads on any machine; load_state_dict
+        # then copies each tensor to the device of the model's (and optimizer's) parameters.
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise RuntimeError(f"{path} is not a readable checkpoint ({error}). It may be truncated "
                            "or come from another program; save it again.") from error
@@ -103,7 +96,6 @@ def load_checkpoint(path: str | os.PathLike, *, model, optimizer=None, scheduler
             if state[name] is None:
                 raise ValueError(f"{path} holds no {name} state; pass {name}=None.")
             part.load_state_dict(_restored(state[name]))
-    if restore_rng:
-        _set_rng_states(state["rng"])
+    _set_rng_states(state["rng"])
     history = History.from_dict(state["history"]) if state["history"] is not None else History()
-    return {"epoch": state["epoch"], "history": history, "extra": state["extra"]}
+    return {"epoch": len(history), "history": history, "extra": state["extra"]}

@@ -1,11 +1,10 @@
-"""Fashion-MNIST and MNIST as tensors, and a loader that keeps a whole split on the device.
+"""Fashion-MNIST and MNIST as tensors, and a loader that keeps a whole split on the device."""
 
-    train, test = data.load_fashion_mnist()             # prints where the images came from
-    train, val = data.train_val_split(train, val_size=5000)
-    train_loader = data.TensorLoader(train, 64, shuffle=True, device=device)
-
-Where the files come from is `course_utils.sources`' job; this module makes splits and batches.
-"""
+# Where the files come from is `course_utils.sources`' job; this module makes splits and batches:
+#
+#     train, test = data.load_fashion_mnist()             # prints where the images came from
+#     train, val = data.train_val_split(train, val_size=5000)
+#     train_loader = data.TensorLoader(train, 64, shuffle=True, device=device)
 
 from __future__ import annotations
 
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from course_utils import sources
+from course_utils._checks import check_whole
 from course_utils.sources import DataError  # what load_* raise: notebooks catch data.DataError
 
 
@@ -55,9 +55,8 @@ class Split:
 
 def load_fashion_mnist(root=None, *, source: str = "auto", subset: int | None = None,
                        seed: int = 0) -> tuple[Split, Split]:
-    """Fashion-MNIST as (train, test) Splits; `subset` keeps at most that many images per split,
-    stratified by class. `source` forces one of 'cache', 'debian', 'download', 'bundled'.
-    Raises DataError, naming every way to get the data, when no source has it."""
+    """Fashion-MNIST as (train, test) Splits, at most `subset` images each (stratified); `source`
+    forces one of 'cache', 'debian', 'download', 'bundled'. Raises DataError if none has it."""
     return _load("Fashion-MNIST", "FashionMNIST", FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN,
                  FASHION_MNIST_STD, root, source, subset, seed)
 
@@ -65,44 +64,38 @@ def load_fashion_mnist(root=None, *, source: str = "auto", subset: int | None = 
 def load_mnist(root=None, *, source: str = "auto", subset: int | None = None,
                seed: int = 0) -> tuple[Split, Split]:
     """MNIST as (train, test) Splits, from the cache or a torchvision download."""
-    return _load("MNIST", "MNIST", MNIST_CLASSES, MNIST_MEAN, MNIST_STD, root, source, subset,
-                 seed)
+    return _load("MNIST", "MNIST", MNIST_CLASSES, MNIST_MEAN, MNIST_STD, root, source, subset, seed)
 
 
 def _load(name, folder, classes, mean, std, root, source: str, subset: int | None, seed: int):
     # `name` is printed; `folder` is torchvision's folder inside the root, where `sources` looks.
     loaded, where = sources.find(name, folder, root, source)
-    train, test = (Split(*loaded[split], classes, mean, std) for split in ("train", "test"))
-    if subset is not None:
-        train, test = stratified_subset(train, subset, seed), stratified_subset(test, subset, seed)
+    train, test = (stratified_subset(Split(*loaded[part], classes, mean, std), subset, seed)
+                   for part in ("train", "test"))
     print(f"{name}: {len(train):,} train / {len(test):,} test images from {where}.")
     return train, test
 
 
 # ----------------------------------------------------------------------------- splitting
 
-def stratified_subset(split: Split, size: int, seed: int = 0) -> Split:
-    """`size` samples with the class proportions of `split`, chosen with a seeded generator."""
-    if size >= len(split):
+def stratified_subset(split: Split, size: int | None, seed: int = 0) -> Split:
+    """`size` samples (None: all) with the class proportions of `split`, seeded."""
+    if size is None or check_whole(size, "subset (a number of images)", minimum=1) >= len(split):
         return split
-    if size < 1:
-        raise ValueError(f"subset must be a positive number of images, got {size}.")
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(split), generator=generator)
-    # A stable sort by class keeps the random order within each class, so taking the first
-    # `share` samples of each class is a random sample of that class.
-    by_class = order[torch.argsort(split.labels[order], stable=True)]
     counts = torch.bincount(split.labels, minlength=len(split.classes))
     shares = (counts.double() * size / len(split)).floor().long()
-    leftover = size - int(shares.sum())
-    shares[torch.argsort(counts, descending=True, stable=True)[:leftover]] += 1
-    starts = torch.cumsum(counts, 0) - counts
-    keep = torch.cat([by_class[s:s + n] for s, n in zip(starts.tolist(), shares.tolist())])
+    # The samples lost to rounding down go, one each, to the largest classes.
+    shares[torch.argsort(counts, descending=True, stable=True)[:size - int(shares.sum())]] += 1
+    # A stable sort by class keeps the random order within each class, so the first `share`
+    # samples of each class are a random sample of that class.
+    per_class = order[torch.argsort(split.labels[order], stable=True)].split(counts.tolist())
+    keep = torch.cat([rows[:share] for rows, share in zip(per_class, shares.tolist())])
     return split.take(keep[torch.randperm(len(keep), generator=generator)])
 
 
-def train_val_split(split: Split, val_size: int | float = 5000,
-                    seed: int = 0) -> tuple[Split, Split]:
+def train_val_split(split: Split, val_size: float = 5000, seed: int = 0) -> tuple[Split, Split]:
     """Hold out `val_size` samples (a count, or a fraction below 1) as a validation split."""
     n_val = round(val_size * len(split)) if isinstance(val_size, float) else int(val_size)
     if not 0 < n_val < len(split):
@@ -114,33 +107,33 @@ def train_val_split(split: Split, val_size: int | float = 5000,
 
 def lesson_split(full: Split, *, val_size: int, train_size: int | None = None,
                  seed: int = 0) -> tuple[Split, Split]:
-    """The notebooks' (train, validation) split, sized to the data that was found: `val_size`
-    held out, at most a fifth of `full` (so the bundled subset still trains, and it says so),
-    then a stratified `train_size` of the rest (None keeps all of it)."""
+    """(train, val): `val_size` held out (at most a fifth of `full`), `train_size` of the rest."""
+    # The notebooks' split. At most a fifth, so that the bundled subset still trains (it says so
+    # when it shrinks); the training part is a stratified subset (train_size None keeps it all).
     fitted = min(val_size, len(full) // 5)
     if fitted < val_size:
         print(f"Only {len(full):,} training images: holding out {fitted:,} for validation "
               f"instead of {val_size:,}.")
     train, val = train_val_split(full, val_size=fitted, seed=seed)
-    return (train if train_size is None else stratified_subset(train, train_size, seed)), val
+    return stratified_subset(train, train_size, seed), val
 
 
 # ----------------------------------------------------------------------------- the loader
 
 class TensorLoader:
-    """Yields normalized float batches (B, 1, 28, 28) and int64 labels (B,) from a split kept
-    whole on `device`: no workers, no per-image Python work. Epoch e's order depends only on
-    (seed, e), so a resumed run sees the same batches (`fit` calls `set_epoch`)."""
+    """Normalized float batches (B, 1, 28, 28) and int64 labels (B,) of a split kept on `device`."""
+
+    # No workers, no per-image Python work: each batch is one gather from the whole split. Epoch
+    # e's order depends only on (seed, e), so a resumed run sees the same batches (`fit` calls
+    # `set_epoch`).
 
     def __init__(self, split: Split, batch_size: int, *, shuffle: bool = False, device=None,
                  drop_last: bool = False, seed: int = 0):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.images = split.images.to(self.device)                   # (N, 28, 28) uint8
         self.labels = split.labels.to(self.device)                   # (N,) int64
-        self.batch_size, self.shuffle = batch_size, shuffle
-        self.drop_last, self.seed = drop_last, seed
+        self.batch_size = check_whole(batch_size, "batch_size", minimum=1)
+        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
         # (x / 255 - mean) / std as one multiply-add: x * scale + shift.
         self.scale = 1.0 / (255.0 * split.std)
         self.shift = -split.mean / split.std
@@ -154,14 +147,13 @@ class TensorLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
-        order = None
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(len(self.labels), generator=generator).to(self.device)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        n = len(self.labels)
+        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
         self.epoch += 1
-        for batch in range(len(self)):
-            index = slice(batch * self.batch_size, (batch + 1) * self.batch_size)
-            rows = order[index] if order is not None else index
+        # Batches of `batch_size` rows in that order; `len(self)` leaves out a short last one
+        # when `drop_last`.
+        for rows in order.to(self.device).split(self.batch_size)[:len(self)]:
             X = self.images[rows].float().mul_(self.scale).add_(self.shift)  # (B, 28, 28)
             # Channels-last in memory, (B, 28, 28, 1): the same bytes (one channel), but flagged
             # so the convolutions, BatchNorm and pooling run their faster channels-last kernels

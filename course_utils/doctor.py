@@ -1,17 +1,16 @@
-"""The training doctor: finds the silent mistakes of schedulers and regularizers in a set-up.
+"""The training doctor: finds the silent mistakes of schedulers and regularizers in a set-up."""
+# Nothing crashes when these mistakes happen; the numbers are just worse or wrong.
 
-    findings = doctor.examine(model, X, optimizer=optimizer, scheduler=scheduler,
-                              steps_per_epoch=len(train_loader), epochs=epochs)
-    for finding in findings:
-        print(finding)
+# Usage, before training:
+#     findings = doctor.examine(model, X, optimizer=optimizer, scheduler=scheduler,
+#                               steps_per_epoch=len(train_loader), epochs=epochs)
+#     for finding in findings:
+#         print(finding)
+# `examine` runs the model twice in eval mode on `X` and reads the layers and the scheduler, then
+# puts everything back as it was: weights, buffers, every module's train/eval flag and the random
+# number generators.
 
-Nothing crashes when these mistakes happen; the numbers are just worse or wrong. `examine` runs
-the model twice in eval mode on `X` and reads the layers and the scheduler, then puts everything
-back as it was: weights, buffers, every module's train/eval flag and the random number generators.
-"""
-
-from __future__ import annotations
-
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -31,17 +30,14 @@ class Finding:
 
 def examine(model: nn.Module, batch: torch.Tensor, *, optimizer=None, scheduler=None,
             steps_per_epoch: int | None = None, epochs: int | None = None) -> list[Finding]:
-    """Look for silent mistakes in `model` (run on `batch`, a tensor of inputs it accepts) and
-    in the optimizer and scheduler; an empty list means nothing was found. The schedule's length
-    is checked when `steps_per_epoch` (optimizer steps per epoch) and `epochs` are given. Pass
-    the model in the mode your loop trains it in: the BatchNorm check reads the train/eval flags."""
+    """Findings about `model` (run on `batch`, inputs it accepts), the optimizer and scheduler; []
+    if none. `steps_per_epoch` (optimizer steps) and `epochs` add a check of the schedule's length.
+    The model is left exactly as it was; pass it in the train/eval mode your loop trains it in."""
+    # The mode matters because the BatchNorm check reads the train/eval flags.
     _check_arguments(model, batch, optimizer, scheduler, steps_per_epoch, epochs)
     findings = _frozen_batchnorm_in_train_mode(model)
-    saved = _Snapshot(model)
-    try:
-        findings += _evaluation(model, batch, saved)
-    finally:
-        saved.restore()
+    with _put_back_afterwards(model):
+        findings += _evaluation(model, batch)
     if scheduler is not None:
         findings += _scheduler_on_another_optimizer(scheduler, optimizer)
     if scheduler is not None and epochs is not None:
@@ -66,16 +62,16 @@ def _frozen_batchnorm_in_train_mode(model: nn.Module) -> list[Finding]:
         "or unfreeze them."))]
 
 
-def _evaluation(model: nn.Module, batch: torch.Tensor, saved: _Snapshot) -> list[Finding]:
-    """Two eval-mode passes on the same batch must agree and must leave every buffer as it was."""
-    passes, hooks = [], []
+def _evaluation(model: nn.Module, batch: torch.Tensor) -> list[Finding]:
+    # Two eval-mode passes on the same batch must agree and must leave every buffer as it was.
+    buffers = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    passes = []
 
     def record(name):
         return lambda module, inputs, output: passes[-1].append(
             (name, type(module).__name__, _tensors(inputs), _tensors(output)))
 
-    for name, module in model.named_modules():
-        hooks.append(module.register_forward_hook(record(name)))
+    hooks = [module.register_forward_hook(record(name)) for name, module in model.named_modules()]
     try:
         model.eval()
         with torch.no_grad():
@@ -98,7 +94,9 @@ def _evaluation(model: nn.Module, batch: torch.Tensor, saved: _Snapshot) -> list
             "noisy and lower than it should be. model.eval() only reaches dropout registered as a "
             "layer in __init__: use nn.Dropout(p) created in __init__, or "
             "F.dropout(x, p, training=self.training); never build nn.Dropout inside forward().")))
-    changed = saved.changed_buffers()
+    now = dict(model.named_buffers())       # a forward pass may even replace a buffer's tensor
+    changed = [name for name, before in buffers.items()
+               if name not in now or not torch.equal(now[name], before)]
     if changed:
         findings.append(Finding("evaluation changes the model", (
             f"An eval-mode forward pass changed the buffer(s) {', '.join(map(repr, changed))}: "
@@ -121,9 +119,9 @@ def _scheduler_on_another_optimizer(scheduler, optimizer) -> list[Finding]:
 
 
 def _schedule_length(scheduler, steps_per_epoch: int, epochs: int) -> list[Finding]:
-    """OneCycleLR steps once per batch: it needs steps_per_epoch * epochs steps (past its end it
-    raises an error mid-training). CosineAnnealingLR and PolynomialLR may step per epoch or per
-    batch, which cannot be told from here: only a length shorter than `epochs` is surely short."""
+    # OneCycleLR steps once per batch: it needs steps_per_epoch * epochs steps (past its end it
+    # raises an error mid-training). CosineAnnealingLR and PolynomialLR may step per epoch or per
+    # batch, which cannot be told from here: only a length shorter than `epochs` is surely short.
     if isinstance(scheduler, OneCycleLR):
         what, length, needed = "total_steps", scheduler.total_steps, steps_per_epoch * epochs
         run = f"{needed} steps ({steps_per_epoch} per epoch x {epochs} epochs)"
@@ -144,36 +142,25 @@ def _schedule_length(scheduler, steps_per_epoch: int, epochs: int) -> list[Findi
         f"{run}: after step {length} {after}. Size it for the whole run: {what}={fix}."))]
 
 
-class _Snapshot:
-    """Every weight and buffer (the tensor object and a copy of its values), every module's
-    train/eval flag and the random number generators' states, to put back exactly."""
-
-    def __init__(self, model: nn.Module):
-        self.tensors = [(f"{name}.{key}".lstrip("."), store, key, tensor, tensor.detach().clone())
-                        for name, module in model.named_modules()
-                        for store in (module._parameters, module._buffers)
-                        for key, tensor in store.items() if tensor is not None]
-        self.buffer_stores = {id(module._buffers) for module in model.modules()}
-        self.flags = [(module, module.training) for module in model.modules()]
-        self.rng = torch.get_rng_state()
-        self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-
-    def restore(self) -> None:
+@contextlib.contextmanager
+def _put_back_afterwards(model: nn.Module):
+    # Every weight and buffer (the tensor object and a copy of its values), every module's
+    # train/eval flag and the random number generators (CPU and every GPU) go back exactly as they
+    # were, also when the model raises.
+    tensors = [(store, key, tensor, tensor.detach().clone()) for module in model.modules()
+               for store in (module._parameters, module._buffers)
+               for key, tensor in store.items() if tensor is not None]
+    flags = [(module, module.training) for module in model.modules()]
+    try:
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+            yield
+    finally:
         with torch.no_grad():
-            for _, store, key, tensor, copy in self.tensors:
+            for store, key, tensor, copy in tensors:
                 store[key] = tensor                      # the same object, even if replaced
                 tensor.copy_(copy)
-        for module, training in self.flags:
+        for module, training in flags:
             module.training = training
-        torch.set_rng_state(self.rng)
-        if self.cuda_rng is not None:
-            torch.cuda.set_rng_state_all(self.cuda_rng)
-
-    def changed_buffers(self) -> list[str]:
-        """The buffers whose values differ now (a forward pass may even replace the tensor)."""
-        return [name for name, store, key, _, copy in self.tensors
-                if id(store) in self.buffer_stores
-                and not (store.get(key) is not None and torch.equal(store[key], copy))]
 
 
 def _check_arguments(model, batch, optimizer, scheduler, steps_per_epoch, epochs) -> None:
@@ -184,9 +171,8 @@ def _check_arguments(model, batch, optimizer, scheduler, steps_per_epoch, epochs
             f"batch must be a tensor of inputs the model accepts, got {type(batch).__name__}. "
             "From a loader that yields (X, y) pairs, pass X: `X, y = next(iter(train_loader))`.")
     if scheduler is not None and not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"A scheduler needs its optimizer: pass optimizer= (a torch.optim "
-                        f"optimizer; got {type(optimizer).__name__}), so the doctor can check "
-                        "that the scheduler wraps it.")
+        raise TypeError(f"A scheduler needs its optimizer (got {type(optimizer).__name__}): pass "
+                        "optimizer= so that the doctor can check the scheduler wraps it.")
     if scheduler is not None and not hasattr(scheduler, "optimizer"):
         raise TypeError(f"scheduler must be a torch.optim.lr_scheduler object, got "
                         f"{type(scheduler).__name__}.")

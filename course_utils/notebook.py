@@ -1,9 +1,6 @@
-"""Small helpers for the notebooks: the device report, fast mode, self-checks, and headline
-numbers that tests and `make run` read: `record` tags a value with a MIME type of its own, so
-`read_records(executed_notebook)` can collect it afterwards.
-"""
-
-from __future__ import annotations
+"""Helpers for the notebooks: the device report, fast mode, self-checks and recorded numbers."""
+# `record` tags a headline number with a MIME type of its own, so that tests and `make run` can
+# collect it afterwards with `read_records(executed_notebook)`.
 
 import json
 import math
@@ -21,11 +18,10 @@ def report_device():
     """`training.get_device()`, reported with the versions (and, on a CPU, how to get a GPU)."""
     import torch
 
-    import course_utils
-    from course_utils import training
+    from course_utils import __version__, training
 
     device = training.get_device()
-    print(f"PyTorch {torch.__version__}, course_utils {course_utils.__version__}, device: {device}")
+    print(f"PyTorch {torch.__version__}, course_utils {__version__}, device: {device}")
     if device.type == "cpu":
         print("No GPU found. On Colab: Runtime > Change runtime type > GPU, then run all cells "
               "again. On a CPU everything works, only more slowly.")
@@ -34,7 +30,7 @@ def report_device():
 
 def record(name: str, value) -> None:
     """Show `name = value` and keep it machine-readable (the value must be JSON-serializable)."""
-    from IPython.display import display   # imported here: only a running notebook needs it
+    from IPython.display import display  # imported here: only a running notebook needs it
 
     json.dumps(value)                        # fail now, with the value at hand, if it can't be read
     display({RECORD_MIME: {name: value}, "text/plain": f"{name} = {value!r}"}, raw=True)
@@ -50,21 +46,19 @@ def read_records(notebook) -> dict:
 
 
 def check_answer(answer, expected, *, digits: int = 3) -> None:
-    """An exercise's self-check: prints whether `answer` is right, and how close it is. Returns
-    nothing, so the cell shows that one line; `grade` gives the verdict to code."""
+    """An exercise's self-check: prints whether `answer` is right, and how close it is."""
+    # Returns nothing, so the cell shows that one line; `grade` gives the verdict to code.
     print(grade(answer, expected, digits=digits)[1])
 
 
 def grade(answer, expected, *, digits: int = 3) -> tuple[bool, str]:
-    """Whether `answer` is right, and the sentence that says so.
-
-    A float `expected` accepts any answer within one unit of its `digits`-th significant digit
-    (0.8409 and 0.841 both pass for 0.840896...); an int `expected` (an epoch, a count) and
-    anything that is not a number must match exactly."""
+    """Whether `answer` is right, and the sentence that says so. A float `expected` accepts
+    answers within one unit of its `digits`-th significant digit; anything else must match."""
+    # 0.8409 and 0.841 both pass for 0.840896...; an int `expected` (an epoch, a count) must match
+    # exactly, as must anything that is not a number.
     if answer is None:
         return False, "No answer yet: replace None with your answer and run this cell again."
-    number = (int, float)
-    if not (isinstance(expected, number) and isinstance(answer, number)) \
+    if not (isinstance(expected, (int, float)) and isinstance(answer, (int, float))) \
             or isinstance(expected, bool) or isinstance(answer, bool):
         correct = answer == expected and isinstance(answer, bool) == isinstance(expected, bool)
         return correct, ("Correct!" if correct

@@ -1,24 +1,22 @@
-"""ReduceLROnPlateau, replayed by hand; and the table, sentence and figure that explain a replay.
-
-`replay_plateau` runs torch's ReduceLROnPlateau rule (`step()` and `_reduce_lr`, torch 2.14.1)
-on metric values, with no model or optimizer, recording the state after every epoch and why.
-It is the one place the rule is written; `tests/test_plateau_replay.py` checks it against torch.
-
-    steps = replay_plateau([1.0, 0.8, 0.8, 0.8, 0.8], lr=0.1, patience=2)
-    steps[-1].lr_after  # 0.1 * 0.1: the third bad epoch in a row reduced the lr
-    print(format_steps(steps)); print(describe(steps)); draw_plateau(steps)
-"""
+"""ReduceLROnPlateau replayed by hand, and the table, sentence and figure that explain a replay."""
+# `replay_plateau` runs torch's rule (`step()` and `_reduce_lr`, torch 2.14.1) on a list of metrics,
+# with no model or optimizer, recording the state after every epoch and why. It is the one place
+# the rule is written; `tests/test_plateau_replay.py` checks that it matches torch exactly.
+#
+#     steps = replay_plateau([1.0, 0.8, 0.8, 0.8, 0.8], lr=0.1, patience=2)
+#     steps[-1].lr_after  # 0.1 * 0.1: the third bad epoch in a row reduced the lr
+#     print(format_steps(steps)); print(describe(steps)); draw_plateau(steps)
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import SupportsFloat
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
+from course_utils._checks import check_whole
 from course_utils.plotting import PALETTE, style
 
 
@@ -45,18 +43,15 @@ class PlateauStep:
     lrs_after: tuple[float, ...]
 
 
-def replay_plateau(metrics: Iterable[SupportsFloat], *, lr: float | Sequence[float] = 0.1,
+def replay_plateau(metrics: Iterable[float], *, lr: float | Sequence[float] = 0.1,
                    mode: str = "min", factor: float = 0.1, patience: int = 10,
                    threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
                    min_lr: float | Sequence[float] = 0.0, eps: float = 1e-8) -> PlateauReplay:
-    """Replay ReduceLROnPlateau on `metrics` (one value per epoch): one PlateauStep per epoch.
-
-    `lr` and `min_lr` are one number, or a list/tuple with one per param group; the other
-    arguments mean, and default to, what they do in torch. Metrics may be floats, numpy floats
-    or 0-dim tensors. Stricter than torch: a negative patience, cooldown or factor raises."""
+    """ReduceLROnPlateau on `metrics` (numbers or 0-dim tensors), one PlateauStep per epoch. `lr`,
+    `min_lr`: a number or one per param group; the rest as in torch, but checked more strictly."""
     params = dict(lr=lr, mode=mode, factor=factor, patience=patience, threshold=threshold,
                   threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr, eps=eps)
-    lrs, min_lrs = _check_arguments(**params)
+    lrs, min_lrs = _check_arguments(lr, min_lr, mode, factor, patience, threshold_mode, cooldown)
     rule = dict(mode=mode, threshold=threshold, threshold_mode=threshold_mode)
 
     # Start from the worst possible value, so the first metric always sets the baseline.
@@ -65,12 +60,12 @@ def replay_plateau(metrics: Iterable[SupportsFloat], *, lr: float | Sequence[flo
     steps = PlateauReplay(params=params)
     for epoch, metric in enumerate(_as_floats(metrics), start=1):
         lrs_before = tuple(lrs)
-        bound = improvement_bound(best, **rule) if math.isfinite(best) else math.nan
-        improved = is_improvement(metric, best, **rule)
-        if improved:
-            best, num_bad_epochs = metric, 0
-        else:
-            num_bad_epochs += 1  # NaN lands here too: it is never better
+        # torch's `_is_better`, also while best is still infinite; NaN is never better.
+        bound = improvement_bound(best, **rule)
+        improved = metric < bound if mode == "min" else metric > bound
+        bound = bound if math.isfinite(best) else math.nan   # no finite best to beat yet
+        best = metric if improved else best
+        num_bad_epochs = 0 if improved else num_bad_epochs + 1
         in_cooldown = cooldown_counter > 0
         if in_cooldown:
             cooldown_counter -= 1
@@ -97,22 +92,14 @@ def replay_plateau(metrics: Iterable[SupportsFloat], *, lr: float | Sequence[flo
 
 def improvement_bound(best: float, *, mode: str = "min", threshold: float = 1e-4,
                       threshold_mode: str = "rel") -> float:
-    """The value a metric must beat (be strictly below for "min", above for "max") to count as
-    an improvement over `best`. In "rel" mode with a negative `best` it lies on the *worse* side
-    of `best` (min: -1.0 * (1 - 0.1) = -0.9), so a slightly worse metric still counts."""
+    """The value a metric must beat (be below for "min", above for "max") to improve on `best`.
+    "rel" with a negative best puts it on the *worse* side (min: -1.0 * (1 - 0.1) = -0.9)."""
+    # A tie is not an improvement; NaN never is (every comparison with it is False).
     _check_modes(mode, threshold_mode)
     # Written exactly as torch's `_is_better` computes it, so the floats are identical.
     if mode == "min":
         return best * (1.0 - threshold) if threshold_mode == "rel" else best - threshold
     return best * (threshold + 1.0) if threshold_mode == "rel" else best + threshold
-
-
-def is_improvement(metric: SupportsFloat, best: float, *, mode: str = "min",
-                   threshold: float = 1e-4, threshold_mode: str = "rel") -> bool:
-    """True if `metric` counts as better than `best` (torch's `_is_better`). A tie is not (but
-    see `improvement_bound`'s negative "rel" trap); NaN never is: every comparison is False."""
-    bound = improvement_bound(best, mode=mode, threshold=threshold, threshold_mode=threshold_mode)
-    return float(metric) < bound if mode == "min" else float(metric) > bound
 
 
 class PlateauReplay(list[PlateauStep]):
@@ -121,9 +108,6 @@ class PlateauReplay(list[PlateauStep]):
     def __init__(self, steps: Iterable[PlateauStep] = (), *, params: dict | None = None):
         super().__init__(steps)
         self.params = dict(params or {})
-
-    def __repr__(self) -> str:      # shows the arguments, which list's repr would drop
-        return f"PlateauReplay({list.__repr__(self)}, params={self.params!r})"
 
     @property
     def lr_used(self) -> list[float]:
@@ -164,8 +148,7 @@ def format_steps(steps: Sequence[PlateauStep], *, precision: int = 4) -> str:
     rows = [f"{'epoch':>5} {'metric':>{p + 4}} {'best':>{p + 4}} {'better?':>7} {'bad':>4} "
             f"{'cooldown':>8}  {'lr used':<10} lr next"]
     for step in steps:
-        lr_used = " ".join(_lr_text(x) for x in step.lrs_before)
-        lr_next = " ".join(_lr_text(x) for x in step.lrs_after)
+        lr_used, lr_next = _lr_text(*step.lrs_before), _lr_text(*step.lrs_after)
         changed = step.lrs_after != step.lrs_before
         note = ("<- reduced" if changed else "<- due, skipped") if step.triggered else ""
         rows.append(f"{step.epoch:>5} {step.metric:>{p + 4}.{p}f} {step.best:>{p + 4}.{p}f} "
@@ -215,15 +198,15 @@ def draw_plateau(steps: PlateauReplay, fig=None, *, metric_label: str = "monitor
                    marker=".", label="lr used" if groups == 1 else f"lr used, group {group}",
                    **style(group))
     reductions, skipped = steps.reductions, steps.skipped
-    lr_after = {step.epoch: step.lr_after for step in steps}
     for epoch in reductions:                 # a dotted line at the end of each reducing epoch
         for ax in (ax_metric, ax_count, ax_lr):
             ax.axvline(epoch + 0.5, color=PALETTE[3], linestyle=":", linewidth=1.2)
-    ax_lr.plot([epoch + 0.5 for epoch in reductions], [lr_after[epoch] for epoch in reductions],
-               "v", color=PALETTE[3], label="reduction (end of epoch)")
+
+    def ends(epochs):   # markers at the end of each epoch, at the lr after its step
+        return [epoch + 0.5 for epoch in epochs], [steps[epoch - 1].lr_after for epoch in epochs]
+    ax_lr.plot(*ends(reductions), "v", color=PALETTE[3], label="reduction (end of epoch)")
     if skipped:
-        ax_lr.plot([epoch + 0.5 for epoch in skipped], [lr_after[epoch] for epoch in skipped],
-                   "x", color="black", label="reduction skipped (eps or min_lr)")
+        ax_lr.plot(*ends(skipped), "x", color="black", label="reduction skipped (eps or min_lr)")
     ax_lr.set(yscale="log", ylabel="learning rate\n(log scale)", xlabel="epoch")
     ax_lr.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
     for ax, where in [(ax_metric, "best"), (ax_count, "upper left"), (ax_lr, "best")]:
@@ -236,8 +219,8 @@ def draw_plateau(steps: PlateauReplay, fig=None, *, metric_label: str = "monitor
 # ---------------------------------------------------------------- bookkeeping
 
 
-def _lr_text(lr: float) -> str:
-    return f"{lr:.6g}"     # 0.1 * 0.1 = 0.010000000000000002 prints as 0.01
+def _lr_text(*lrs: float) -> str:   # one lr, or one per param group
+    return " ".join(f"{lr:.6g}" for lr in lrs)    # 0.1 * 0.1 = 0.010000000000000002 prints 0.01
 
 
 def _as_floats(metrics) -> list[float]:
@@ -248,45 +231,37 @@ def _as_floats(metrics) -> list[float]:
                          f"history.val_loss), got {metrics!r:.80}.") from None
 
 
-def _check_arguments(*, lr, mode, factor, patience, threshold, threshold_mode, cooldown, min_lr,
-                     eps) -> tuple[list[float], list[float]]:
-    """The lrs and min_lrs, one per param group; any threshold and eps pass, as in torch."""
+# Returns the lrs and min_lrs, one per param group. Any threshold and eps pass, as in torch.
+def _check_arguments(lr, min_lr, mode, factor, patience, threshold_mode, cooldown):
     lrs = [float(x) for x in lr] if isinstance(lr, (list, tuple)) else [float(lr)]
     # Checked in the order torch checks them (optimizer first), so the first error is the same.
     if not lrs or min(lrs) < 0:
         raise ValueError(f"lr is empty or negative ({lr!r}): give one lr >= 0 (lr=0.1) or one "
                          "per param group (lr=[0.1, 0.01]).")
-    if factor >= 1.0:
-        raise ValueError(f"factor must be < 1.0, got {factor!r}: the new lr is lr * factor, so "
-                         "factor=0.5 halves the lr and factor=0.1 divides it by 10.")
+    # Torch checks factor < 1 only; a negative factor would set the lr to min_lr.
+    if not 0 <= factor < 1.0:
+        raise ValueError(f"factor must be >= 0 and < 1.0, got {factor!r}: the new lr is "
+                         "lr * factor, so factor=0.5 halves it and factor=0.1 divides it by 10.")
     min_lrs = ([float(x) for x in min_lr] if isinstance(min_lr, (list, tuple))
                else [float(min_lr)] * len(lrs))
     if len(min_lrs) != len(lrs):
-        raise ValueError(f"min_lr needs one entry per param group: got {len(min_lrs)} "
-                         f"entries for {len(lrs)} group(s) (one per lr). Give one min_lr per "
-                         "group, or a single number for all of them.")
+        raise ValueError(f"min_lr needs one entry per param group: got {len(min_lrs)} entries for "
+                         f"{len(lrs)} group(s). Give one min_lr per group, or one number for all.")
     _check_modes(mode, threshold_mode)
     # Torch does not check these: with patience=-1 it reduces the lr on every step, even after an
-    # improvement; a negative cooldown acts like 0; a negative factor sets the lr to min_lr.
-    for name, value, meaning in [
-        ("factor", factor, "what the lr is multiplied by (0.1 divides it by 10)"),
-        ("patience", patience, "how many bad epochs in a row are tolerated before reducing"),
-        ("cooldown", cooldown, "how many epochs after a reduction bad epochs are not counted"),
-    ]:
-        if value < 0:
-            raise ValueError(f"{name} must be >= 0, got {value!r}: it is {meaning}. "
-                             "(torch does not check this one and silently misbehaves.)")
+    # improvement; a negative cooldown acts like 0.
+    check_whole(patience, "patience (how many bad epochs in a row are tolerated)", minimum=0)
+    check_whole(cooldown, "cooldown (epochs after a reduction that ignore bad epochs)", minimum=0)
     return lrs, min_lrs
 
 
+# Rejects an unknown mode or threshold_mode with torch's exception type.
 def _check_modes(mode: str, threshold_mode: str) -> None:
-    """Reject an unknown mode / threshold_mode with torch's exception type."""
     for name, value, choices, hint in [
         ("mode", mode, ("min", "max"), 'use "min" for a loss and "max" for an accuracy'),
         ("threshold_mode", threshold_mode, ("rel", "abs"),
          '"rel" compares with best * (1 - threshold) (for "min"), "abs" with best - threshold; '
-         'use "abs" if the metric can be negative'),
-    ]:
+         'use "abs" if the metric can be negative')]:
         if value not in choices:
             # torch raises ValueError for an unknown string and (by accident) TypeError otherwise.
             error = ValueError if isinstance(value, str) else TypeError

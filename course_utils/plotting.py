@@ -1,9 +1,7 @@
-"""Plots for the series: schedule galleries, overlaid histories, image grids.
-
-Each series gets an Okabe-Ito colour (safe for colour-blind readers) and its own line style, so
-curves stay apart in grey print too; learning rates, and a loss spanning more than two powers
-of ten (a run that blew up), go on a log axis.
-"""
+"""Plots for the series: schedule galleries, overlaid histories, image grids."""
+# Each series gets an Okabe-Ito colour (safe for colour-blind readers) and its own line style, so
+# curves stay apart in grey print too; learning rates, and a loss spanning more than two powers
+# of ten (a run that blew up), go on a log axis.
 
 from __future__ import annotations
 
@@ -55,7 +53,7 @@ def plot_schedules(traces: dict, *, xlabel: str = "epoch", ncols: int = 4,
 
 
 def _spans_decades(histories: dict, metric: str, decades: float = 2.0) -> bool:
-    """Whether the finite, positive values of `metric` span more than `decades` powers of 10."""
+    # Whether the finite, positive values of `metric` span more than `decades` powers of 10.
     values = [value for history in histories.values() for value in history.column(metric)
               if math.isfinite(value) and value > 0]
     return bool(values) and max(values) > 10**decades * min(values)

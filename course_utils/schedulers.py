@@ -1,13 +1,7 @@
-"""Learning-rate schedules without training: preview any scheduler, and ExponentialLR by hand.
-
-- `lr_trace(lambda opt: ExponentialLR(opt, gamma=0.9), epochs=20)`: the lr each epoch (or batch)
-  would use, to plot a schedule before training with it; the one place where a scheduler is
-  stepped on a throwaway optimizer.
-- `exponential_lr`, `half_life`, `gamma_for_target`, `per_batch_gamma`: closed forms of
-  ExponentialLR, lr_n = lr * gamma**n (n: `scheduler.step()` calls; lr: the starting lr).
-
-ReduceLROnPlateau, replayed step by step, lives in `course_utils.plateau_replay`.
-"""
+"""Previews of any lr schedule (`lr_trace`) and ExponentialLR's closed forms, without training."""
+# lr_trace is the one place where a scheduler is stepped on a throwaway optimizer. The closed forms
+# of ExponentialLR: lr_n = lr * gamma**n (n: `scheduler.step()` calls; lr: the starting lr).
+# ReduceLROnPlateau, replayed step by step, lives in `course_utils.plateau_replay`.
 
 from __future__ import annotations
 
@@ -24,12 +18,10 @@ from course_utils._checks import check_gamma, check_positive, check_whole
 def lr_trace(scheduler_fn: Callable[[Optimizer], LRScheduler], *, epochs: int, lr: float = 0.1,
              steps_per_epoch: int = 1, step_per: str = "epoch",
              metrics: Iterable[float] | None = None) -> list[float]:
-    """The lr a training run would use at each step, computed without training.
+    """The lr used at each step (epoch, or batch with step_per="batch"), without training.
 
     `scheduler_fn(optimizer)` builds the scheduler, e.g. `lambda opt: StepLR(opt, 3, gamma=0.5)`.
-    step_per="epoch": the lr used in epoch 1, 2, ...; step_per="batch": epochs * steps_per_epoch
-    values, the scheduler stepped after every batch (OneCycleLR). ReduceLROnPlateau needs
-    `metrics`, one per epoch (it steps once per epoch: there is no per-batch metric)."""
+    ReduceLROnPlateau needs `metrics`, one per epoch (it steps once per epoch, even per batch)."""
     epochs = check_whole(epochs, "epochs", minimum=1)
     steps_per_epoch = check_whole(steps_per_epoch, "steps_per_epoch", minimum=1)
     if step_per not in ("epoch", "batch"):
@@ -43,7 +35,11 @@ def lr_trace(scheduler_fn: Callable[[Optimizer], LRScheduler], *, epochs: int, l
     scheduler = scheduler_fn(optimizer)
     is_plateau = isinstance(scheduler, ReduceLROnPlateau)
     if is_plateau:
-        metrics = _one_metric_per_epoch(metrics, epochs)
+        metrics = [] if metrics is None else list(metrics)
+        if len(metrics) != epochs:
+            raise ValueError("ReduceLROnPlateau decides from a metric: lr_trace needs metrics="
+                             "[...], one per epoch (e.g. the validation losses); got "
+                             f"{len(metrics)} values for epochs={epochs}.")
 
     lrs = []
     for epoch in range(epochs):
@@ -74,12 +70,10 @@ def half_life(gamma: float) -> float:
     check_gamma(gamma)
     if gamma > 1:
         doubling = math.log(2) / math.log(gamma)
-        raise ValueError(f"gamma={gamma} > 1 multiplies the lr by more than 1 at every step, so "
-                         f"the lr grows and never halves (it doubles every {doubling:.3g} steps). "
-                         "Use 0 < gamma < 1 for a decaying lr.")
-    if gamma == 1:
-        return math.inf  # a constant lr never halves
-    return math.log(0.5) / math.log(gamma)
+        raise ValueError(f"gamma={gamma} > 1: the lr grows and never halves (it doubles every "
+                         f"{doubling:.3g} steps). Use 0 < gamma < 1 for a decaying lr.")
+    # gamma == 1 keeps the lr constant: it never halves.
+    return math.inf if gamma == 1 else math.log(0.5) / math.log(gamma)
 
 
 def gamma_for_target(lr: float, target_lr: float, steps: int) -> float:
@@ -95,14 +89,3 @@ def per_batch_gamma(gamma: float, steps_per_epoch: int) -> float:
     check_gamma(gamma)
     steps_per_epoch = check_whole(steps_per_epoch, "steps_per_epoch", minimum=1)
     return gamma ** (1 / steps_per_epoch)
-
-
-def _one_metric_per_epoch(metrics, epochs: int) -> list:
-    if metrics is None:
-        raise ValueError("ReduceLROnPlateau decides from a metric, so lr_trace needs metrics=[...],"
-                         f" one value per epoch ({epochs} values), e.g. the validation losses.")
-    metrics = list(metrics)
-    if len(metrics) != epochs:
-        raise ValueError(f"metrics has {len(metrics)} values but epochs={epochs}: give one metric "
-                         "per epoch.")
-    return metrics

@@ -1,14 +1,10 @@
-"""Where the (Fashion-)MNIST files come from, and how IDX files are read and written.
+"""Where the (Fashion-)MNIST files come from (`find`), and the IDX file reader and writer."""
 
-`find` tries these sources in order and says which one answered: (1) the cache, in torchvision's
-layout ``<root>/FashionMNIST/raw/*-ubyte`` (root: the argument, else `default_root()`); (2)
-Debian's package ``dataset-fashion-mnist`` (decompressed into the cache once, checksums
-verified); (3) torchvision's download, when online; (4) the mini subset bundled with this
-package (5,000 train / 1,000 test real images). Learners call `data.load_fashion_mnist`.
-"""
+# Learners call `data.load_fashion_mnist` (or `load_mnist`), which calls `find`.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
@@ -18,6 +14,11 @@ from pathlib import Path
 import torch
 
 
+# `find` tries these sources in order and says which one answered: (1) the cache, in torchvision's
+# layout <root>/FashionMNIST/raw/*-ubyte (root: the argument, else `default_root()`); (2) Debian's
+# package dataset-fashion-mnist (decompressed into the cache once, checksums verified); (3)
+# torchvision's download, when online; (4) the mini subset bundled with this package (5,000 train
+# / 1,000 test real images).
 SOURCES = ("cache", "debian", "download", "bundled")
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 BUNDLED_DIR = Path(__file__).parent / "mini"
@@ -25,7 +26,8 @@ FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 _NAMES = [name for pair in FILES.values() for name in pair]     # train images, labels; test ...
 # Size in bytes and SHA-256 of each decompressed file, in the order of _NAMES. The .gz files
-# differ between mirrors (Debian recompressed them), their content does not.
+# differ between mirrors (Debian recompressed them), their content does not. MNIST has no
+# published checksums here: its cache is read unchecked.
 FASHION_MNIST_SHA256 = dict(zip(_NAMES, [
     (47040016, "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
     (60008, "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
@@ -37,8 +39,6 @@ BUNDLED_SHA256 = dict(zip(_NAMES, [
     (5008, "4aa56d1c8576a8d430f94ac1d386d06bca33a0379d8f9ccb8803147597cefdea"),
     (784016, "5565b8dbe0dcfb6ab0d6b2ca56fc96c26455954b5a4de90a0c79561adb4274fe"),
     (1008, "eb9cef6b8c26a9feaf5d4f3ab8271d339f10141f00f71979c0f1128229e2bdc5")]))
-# Published checksums by torchvision folder name; MNIST's cache is read unchecked.
-_CHECKSUMS = {"FashionMNIST": FASHION_MNIST_SHA256}
 
 
 class DataError(RuntimeError):
@@ -46,11 +46,11 @@ class DataError(RuntimeError):
 
 
 def find(name: str, folder: str, root=None, source: str = "auto") -> tuple[dict, str]:
-    """{"train": (images, labels), "test": (...)} as uint8 tensors, and where they came from.
-    `folder` is torchvision's ("FashionMNIST", "MNIST"); `source` is "auto" or one of SOURCES."""
-    if source != "auto" and source not in SOURCES:
-        raise ValueError(f"source={source!r} is not one of 'auto', " + ", ".join(
-            repr(s) for s in SOURCES) + ".")
+    """{"train": (images, labels), "test": (...)} as uint8 tensors, and where they came from."""
+    # `name` is printed; `folder` is torchvision's ("FashionMNIST", "MNIST"); `source` is "auto"
+    # (every source in order) or one of SOURCES.
+    if source not in ("auto", *SOURCES):
+        raise ValueError(f"source={source!r} is not one of {('auto', *SOURCES)}.")
     root = Path(root).expanduser() if root is not None else default_root()
     for each in (SOURCES if source == "auto" else (source,)):
         try:
@@ -68,31 +68,28 @@ def find(name: str, folder: str, root=None, source: str = "auto") -> tuple[dict,
 
 def default_root() -> Path:
     """The cache folder: $COURSE_DATA_DIR, else ~/.cache/course_utils."""
-    env = os.environ.get("COURSE_DATA_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "course_utils"
+    return Path(os.environ.get("COURSE_DATA_DIR") or "~/.cache/course_utils").expanduser()
 
 
 # ----------------------------------------------------------------------------- the four sources
+# Each takes (folder, root) and returns (the splits, where they came from), or None when it has
+# no such data; only Fashion-MNIST comes from Debian or the bundled subset.
 
 def _from_cache(folder: str, root: Path):
     raw = root / folder / "raw"
-    if not _all_present(raw):
-        return None
-    loaded = {split: _read_split(raw, split, "", _CHECKSUMS.get(folder)) for split in FILES}
-    return loaded, f"the cache {raw}"
+    loaded = _read(raw, "", FASHION_MNIST_SHA256 if folder == "FashionMNIST" else None)
+    return None if loaded is None else (loaded, f"the cache {raw}")
 
 
 def _from_debian(folder: str, root: Path):
-    if folder != "FashionMNIST" or not _all_present(DEBIAN_DIR, ".gz"):
+    loaded = _read(DEBIAN_DIR, ".gz", FASHION_MNIST_SHA256) if folder == "FashionMNIST" else None
+    if loaded is None:
         return None
-    loaded = {split: _read_split(DEBIAN_DIR, split, ".gz", FASHION_MNIST_SHA256)
-              for split in FILES}
-    try:    # decompressed once, so the next call (and torchvision) reads the cache
-        for split, tensors in loaded.items():
-            for file_name, tensor in zip(FILES[split], tensors):
-                write_idx(root / folder / "raw" / file_name, tensor)
-    except OSError:
-        pass    # a read-only home folder only costs the decompression next time
+    # Decompressed once, so the next call (and torchvision) reads the cache; a read-only home
+    # folder only costs the decompression next time.
+    with contextlib.suppress(OSError):
+        for file_name, tensor in zip(_NAMES, [*loaded["train"], *loaded["test"]]):
+            write_idx(root / folder / "raw" / file_name, tensor)
     return loaded, f"Debian's package dataset-fashion-mnist ({DEBIAN_DIR})"
 
 
@@ -108,16 +105,14 @@ def _from_download(folder: str, root: Path):
 
 
 def _from_bundled(folder: str, root: Path):
-    if folder != "FashionMNIST" or not _all_present(BUNDLED_DIR, ".gz"):
-        return None
-    loaded = {split: _read_split(BUNDLED_DIR, split, ".gz", BUNDLED_SHA256) for split in FILES}
-    return loaded, ("the MINI SUBSET bundled with course_utils. WARNING: this is NOT the full "
-                    "dataset; accuracies will be lower. Call load_fashion_mnist(source='auto') "
-                    "online once to get all 70,000 images")
+    loaded = _read(BUNDLED_DIR, ".gz", BUNDLED_SHA256) if folder == "FashionMNIST" else None
+    warning = ("the MINI SUBSET bundled with course_utils. WARNING: this is NOT the full dataset; "
+               "accuracies will be lower. Call load_fashion_mnist(source='auto') online once to "
+               "get all 70,000 images")
+    return None if loaded is None else (loaded, warning)
 
 
-_LOADERS = {"cache": _from_cache, "debian": _from_debian,
-            "download": _from_download, "bundled": _from_bundled}
+_LOADERS = dict(zip(SOURCES, (_from_cache, _from_debian, _from_download, _from_bundled)))
 
 
 def _missing_message(name: str, folder: str, root: Path) -> str:
@@ -131,23 +126,48 @@ def _missing_message(name: str, folder: str, root: Path) -> str:
     return f"{name} was not found. Ways to get it:\n" + "\n".join(ways)
 
 
+def _read(folder: Path, suffix: str, checksums: dict | None) -> dict | None:
+    # {"train": (images, labels), "test": ...} from the four files in `folder`, None if one is
+    # missing. A file whose name is in `checksums` is verified, except an uncompressed file of
+    # another size: a small hand-made cache has no published sum, and a truncated file fails the
+    # IDX header check in `read_idx` instead.
+    paths = {name: folder / (name + suffix) for name in _NAMES}
+    if not all(path.is_file() for path in paths.values()):
+        return None
+    verified = {name: sha256 for name, (size, sha256) in (checksums or {}).items()
+                if suffix == ".gz" or paths[name].stat().st_size == size}
+    loaded = {}
+    for split, names in FILES.items():
+        images, labels = (read_idx(paths[name], verified.get(name)) for name in names)
+        if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
+            raise DataError(f"{folder}: {split} images {tuple(images.shape)} do not match "
+                            f"labels {tuple(labels.shape)}.")
+        if len(labels) and int(labels.max()) > 9:
+            raise DataError(f"{folder}: {split} labels go up to {int(labels.max())}, expected 0-9.")
+        loaded[split] = images, labels
+    return loaded
+
+
 # ----------------------------------------------------------------------------- IDX files
 
-def read_idx(path: str | os.PathLike) -> torch.Tensor:
-    """Read an IDX file (gzipped or not) into a uint8 tensor, checking its header."""
+def read_idx(path: str | os.PathLike, sha256: str | None = None) -> torch.Tensor:
+    """An IDX file (gzipped or not) as a uint8 tensor; checks its header and `sha256`, if given."""
     path = Path(path)
-    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
         content = f.read()
-    if len(content) < 4 or content[:2] != b"\x00\x00" or content[2] != 0x08:
+    if sha256 is not None and hashlib.sha256(content).hexdigest() != sha256:
+        raise DataError(f"{path} is corrupted: its SHA-256 does not match the published data. "
+                        "Delete it (or reinstall its package) and load again.")
+    if len(content) < 4 or content[:3] != b"\x00\x00\x08":
         raise DataError(f"{path} is not an IDX file of unsigned bytes (bad magic number).")
-    ndim = content[3]
-    shape = struct.unpack(f">{ndim}I", content[4:4 + 4 * ndim])
-    expected = 4 + 4 * ndim + int(torch.tensor(shape).prod())
+    # The header (see write_idx) holds one big-endian uint32 size per dimension; the data follows.
+    start = 4 + 4 * content[3]
+    shape = struct.unpack(f">{content[3]}I", content[4:start])
+    expected = start + torch.Size(shape).numel()
     if len(content) != expected:
         raise DataError(f"{path} is truncated or padded: {len(content):,} bytes, its header "
                         f"promises {expected:,}. Delete it and load again.")
-    return torch.frombuffer(bytearray(content), dtype=torch.uint8,
-                            offset=4 + 4 * ndim).reshape(shape)
+    return torch.frombuffer(bytearray(content), dtype=torch.uint8, offset=start).reshape(shape)
 
 
 def write_idx(path: str | os.PathLike, tensor: torch.Tensor, *, compress: bool = False) -> Path:
@@ -175,37 +195,3 @@ def write_idx(path: str | os.PathLike, tensor: torch.Tensor, *, compress: bool =
     finally:
         temporary.unlink(missing_ok=True)
     return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _all_present(folder: Path, suffix: str = "") -> bool:
-    return all((folder / (name + suffix)).is_file() for name in _NAMES)
-
-
-def _read_split(folder: Path, split: str, suffix: str, checksums: dict | None) -> tuple:
-    # A file whose name is in `checksums` is verified, except an uncompressed file of another
-    # size: a small hand-made cache has no published sum, and a truncated file fails the IDX
-    # header check in `read_idx` instead.
-    tensors = []
-    for name in FILES[split]:
-        path = folder / (name + suffix)
-        size, sha256 = (checksums or {}).get(name, (None, None))
-        if sha256 and (suffix == ".gz" or path.stat().st_size == size) \
-                and _sha256(path) != sha256:
-            raise DataError(f"{path} is corrupted: its SHA-256 does not match the published "
-                            "data. Delete it (or reinstall its package) and load again.")
-        tensors.append(read_idx(path))
-    images, labels = tensors
-    if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
-        raise DataError(f"{folder}: {split} images {tuple(images.shape)} do not match "
-                        f"labels {tuple(labels.shape)}.")
-    if len(labels) and int(labels.max()) > 9:
-        raise DataError(f"{folder}: {split} labels go up to {int(labels.max())}, expected 0-9.")
-    return images, labels

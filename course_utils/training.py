@@ -1,8 +1,6 @@
-"""A plain training loop that records the lr it actually used; seeding and device choice.
-
-Top-down: `train_one_epoch` (the optimizer and a per-batch scheduler step in one block), `fit`
-(epochs, evaluation, the per-epoch scheduler step), `evaluate`, `set_seed`, `get_device`, `History`.
-"""
+"""A plain training loop that records the lr it actually used; seeding and device choice."""
+# Top-down: `train_one_epoch` (the optimizer and a per-batch scheduler step in one block), `fit`
+# (epochs, evaluation, the per-epoch scheduler step), `evaluate`, `set_seed`, `get_device`, History.
 
 from __future__ import annotations
 
@@ -20,8 +18,8 @@ from tqdm.auto import tqdm
 
 def train_one_epoch(model: nn.Module, loader, optimizer, *, loss_fn=None,
                     batch_scheduler=None) -> tuple[float, float, list[float]]:
-    """One pass over `loader` in train mode. Returns mean loss, accuracy (measured on the fly)
-    and the lr of every step. `batch_scheduler`, if given, steps after every optimizer step."""
+    """One pass in train mode: (mean loss, accuracy measured on the fly, the lr of every step).
+    `batch_scheduler`, if given, steps after every optimizer step."""
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     device = _model_device(model)
     model.train()
@@ -52,10 +50,8 @@ def fit(model: nn.Module, train_loader, val_loader, optimizer, *, epochs: int, s
         step_per: str = "epoch", plateau_metric: str = "val_loss", loss_fn=None,
         history: History | None = None, progress: bool = True) -> History:
     """Train for `epochs` epochs and return the History (pass a History to continue it).
-
-    The scheduler steps after the optimizer: once per epoch (`step_per="epoch"`; ReduceLROnPlateau
-    is given `plateau_metric`) or after every batch (`step_per="batch"`, e.g. OneCycleLR). A NaN
-    or infinite training loss stops training with a message, returning the history so far."""
+    The scheduler steps after the optimizer, per epoch (ReduceLROnPlateau on `plateau_metric`)
+    or per batch (`step_per="batch"`). A NaN loss stops training, keeping the history so far."""
     _check_setup(optimizer, scheduler, step_per, plateau_metric, val_loader)
     history = history if history is not None else History()
     first = len(history)        # epochs already done, when continuing a history
@@ -112,8 +108,8 @@ def evaluate(model: nn.Module, loader, loss_fn=None) -> tuple[float, float]:
 
 
 def set_seed(seed: int, *, deterministic: bool = False) -> None:
-    """Seed Python, NumPy and torch (CPU and every GPU), so a run can be repeated.
-    `deterministic=True` restricts cuDNN to deterministic algorithms (slower on a GPU)."""
+    """Seed Python, NumPy and torch (every device); `deterministic=True` also makes cuDNN
+    deterministic (slower on a GPU)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)     # also seeds every CUDA device
@@ -172,8 +168,8 @@ def _check_setup(optimizer, scheduler, step_per, plateau_metric, val_loader) -> 
 
 @dataclass
 class History:
-    """One record per epoch: epoch, lr (used during it), train/val loss and accuracy, seconds.
-    With per-batch stepping, `batch_lrs` holds the lr of every optimizer step."""
+    """One record per epoch (epoch, lr used, train/val loss and accuracy, seconds); with
+    per-batch stepping, `batch_lrs` holds the lr of every optimizer step."""
 
     records: list[dict] = field(default_factory=list)
     batch_lrs: list[float] = field(default_factory=list)

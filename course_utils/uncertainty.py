@@ -1,5 +1,4 @@
-"""Dropout kept on at test time (MC dropout), and how well predicted probabilities are
-calibrated: expected calibration error (Guo et al. 2017), reliability bins, entropy."""
+"""Dropout kept on at test time (MC dropout), and calibration: ECE, reliability bins, entropy."""
 
 import contextlib
 
@@ -7,11 +6,12 @@ import torch
 from torch import nn
 from torch.nn.modules.dropout import _DropoutNd  # the base of Dropout, Dropout1d/2d/3d, ...
 
+from course_utils._checks import check_whole
+
 
 @contextlib.contextmanager
 def mc_dropout(model: nn.Module):
-    """Inside the block only the dropout layers drop; every other module (BatchNorm!) is in eval
-    mode. Each module's own flag comes back afterwards, even on an error."""
+    """Inside the block only dropout layers drop (BatchNorm stays in eval); all flags come back."""
     flags = [(module, module.training) for module in model.modules()]
     try:
         for module, _ in flags:    # one flag at a time: module.train() would recurse
@@ -23,10 +23,9 @@ def mc_dropout(model: nn.Module):
 
 
 def mc_probabilities(model: nn.Module, X, samples: int) -> torch.Tensor:
-    """Softmax probabilities under `samples` dropout masks, shape (T, N, C), without gradients.
+    """Softmax probabilities under T = `samples` dropout masks, (T, N, C), without gradients.
     X is a batch (N, ...) or a loader of (X, y) batches, joined along N in loader order."""
-    if not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples is the number of dropout masks, at least 1; got {samples!r}.")
+    samples = check_whole(samples, "samples (the number of dropout masks)", 1)
     device = next(model.parameters()).device
     batches = [X] if isinstance(X, torch.Tensor) else [batch[0] for batch in X]   # loader: X, y
     with torch.no_grad(), mc_dropout(model):
@@ -40,17 +39,16 @@ def predictive_entropy(probabilities: torch.Tensor) -> torch.Tensor:
 
 
 def calibration_bins(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = 15):
-    """The reliability diagram's numbers: predictions grouped by confidence (the top class's
-    probability) into `bins` equal-width bins ((0, 1/bins], ..., ((bins-1)/bins, 1]), and for
-    each bin its count, accuracy and mean confidence, each (bins,); NaN for an empty bin."""
+    """The reliability diagram's numbers: confidence (top-class probability) in `bins` equal bins,
+    right-closed; each bin's count, accuracy and mean confidence, (bins,) each, NaN when empty."""
+    # The bins: (0, 1/bins], (1/bins, 2/bins], ..., ((bins-1)/bins, 1].
     if probabilities.dim() != 2 or labels.shape != probabilities.shape[:1] or not len(labels):
         raise ValueError(f"expected probabilities (N, C) and labels (N,), N > 0; got "
                          f"{tuple(probabilities.shape)}, {tuple(labels.shape)} (average T first)")
-    if not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins must be a whole number of at least 1, got {bins!r}.")
+    bins = check_whole(bins, "bins", 1)
     confidence, predicted = probabilities.double().max(dim=1)
-    inner_edges = torch.arange(1, bins, dtype=torch.float64) / bins
-    index = torch.bucketize(confidence, inner_edges)          # (m/bins, (m+1)/bins] -> m
+    # bucketize on the inner edges puts confidence in (m/bins, (m+1)/bins] into bin m.
+    index = torch.bucketize(confidence, torch.arange(1, bins, dtype=torch.float64) / bins)
     count = torch.bincount(index, minlength=bins).double()
     correct = torch.bincount(index, (predicted == labels.to(predicted.device)).double(), bins)
     confidence_sum = torch.bincount(index, confidence, minlength=bins)
@@ -60,8 +58,7 @@ def calibration_bins(probabilities: torch.Tensor, labels: torch.Tensor, bins: in
 
 def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor,
                                bins: int = 15) -> float:
-    """Guo et al. (2017): the bins' |accuracy - mean confidence| weighted by their share of the
-    predictions; 0 when perfectly calibrated."""
+    """Guo et al. 2017: the bins' |accuracy - mean confidence|, weighted by share; 0 is perfect."""
     count, accuracy, confidence = calibration_bins(probabilities, labels, bins)
     gaps = (accuracy - confidence).abs().nan_to_num(0.0)       # an empty bin weighs nothing
     return (count / count.sum() * gaps).sum().item()

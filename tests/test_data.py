@@ -15,6 +15,9 @@ def test_subset_argument_is_stratified_and_seeded(mini):
     assert counts.sum() == 105 and counts.max() - counts.min() <= 1
     assert torch.equal(data.stratified_subset(train, 105, seed=3).images, small.images)
     assert not torch.equal(data.stratified_subset(train, 105, seed=4).labels, small.labels)
+    assert data.stratified_subset(train, None) is train             # None keeps the whole split
+    with pytest.raises(ValueError, match="subset"):
+        data.stratified_subset(train, 0)
 
 
 def test_train_val_split_is_disjoint_and_seeded(mini):

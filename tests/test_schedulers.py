@@ -209,7 +209,7 @@ def test_plateau_needs_one_metric_per_epoch():
 
     with pytest.raises(ValueError, match="needs metrics"):
         schedulers.lr_trace(make, epochs=3)
-    with pytest.raises(ValueError, match="metrics has 2 values but epochs=3"):
+    with pytest.raises(ValueError, match="got 2 values for epochs=3"):
         schedulers.lr_trace(make, epochs=3, metrics=[1.0, 0.5])
 
 

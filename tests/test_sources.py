@@ -80,6 +80,9 @@ def test_read_idx_rejects_bad_magic_and_truncation(tmp_path):
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(sources.DataError, match="truncated"):
         sources.read_idx(path)
+    good = sources.write_idx(tmp_path / "good", torch.zeros(4, 28, 28))
+    with pytest.raises(sources.DataError, match="corrupted"):
+        sources.read_idx(good, sha256="0" * 64)
 
 
 # ----------------------------------------------------------------------------- sources

@@ -54,7 +54,7 @@ def test_dropout_outputs_is_reproducible_and_leaves_the_global_rng_alone():
 @pytest.mark.parametrize("kwargs, words", [
     ({"p": 1.0}, "[0, 1)"), ({"p": -0.1}, "[0, 1)"),
     ({"p": 0.5, "inputs": "gaussian"}, "inputs must be one of"),
-    ({"p": 0.5, "n": 1}, "at least 2"), ({"p": 0.5, "n": 2.5}, "at least 2"),
+    ({"p": 0.5, "n": 1}, "at least 2"), ({"p": 0.5, "n": 2.5}, "whole number"),
 ])
 def test_dropout_outputs_rejects_bad_input(kwargs, words):
     with pytest.raises(ValueError) as error:

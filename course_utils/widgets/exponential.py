@@ -1,7 +1,6 @@
-"""Explore ExponentialLR with sliders: lr, gamma, epochs, and stepping per epoch or per batch.
+"""Explore ExponentialLR, lr_n = lr * gamma**n (n: epochs completed), with sliders.
 
 `exponential_view` computes (pure), `draw_exponential` draws, `exponential_explorer` wires sliders.
-The x axis is n, the epochs completed (fractional when stepping per batch): lr_n = lr * gamma**n.
 """
 
 from __future__ import annotations
@@ -33,49 +32,30 @@ class ExponentialView:
     table: list[tuple[int, float]]    # (n, lr after n epochs) for a few n
 
 
-def _number(value, message: str) -> float:
+def exponential_view(lr: float, gamma: float, epochs: int, *, per_batch: bool = False,
+                     steps_per_epoch: int = 100, table_rows: int = 6) -> ExponentialView:
+    """What the explorer draws for ExponentialLR(gamma) from lr over `epochs` epochs, stepped per
+    epoch or per batch (gamma**(1/steps_per_epoch)). ValueError: lr <= 0, gamma <= 0 or > 1."""
     try:
-        return float(value)
+        lr, gamma = float(lr), float(gamma)
     except (TypeError, ValueError):
-        raise ValueError(message) from None
-
-
-def _check_inputs(lr, gamma, epochs, steps_per_epoch, table_rows):
-    lr_message = (f"lr={lr!r}: the starting learning rate must be a positive number such as "
-                   "0.05. A zero lr never moves the weights, and a negative one climbs the loss.")
-    if not (0 < _number(lr, lr_message) < math.inf):
-        raise ValueError(lr_message)
-    gamma_message = (f"gamma={gamma!r}: gamma multiplies the lr at every scheduler.step(), so it "
-                     "must be positive. Pick 0 < gamma < 1 to decay the lr "
-                     "(0.9 takes 10% off per epoch).")
-    if not _number(gamma, gamma_message) > 0:      # `not >` also rejects NaN
-        raise ValueError(gamma_message)
-    if gamma > 1:
-        raise ValueError(
-            f"gamma={gamma!r} > 1 makes the lr grow, and this explorer shows decay. Pick "
-            "0 < gamma <= 1 (gamma > 1 is for an LR range test, see notebook 02).")
+        raise ValueError(f"lr and gamma must be numbers, got lr={lr!r}, gamma={gamma!r}.") from None
+    if not 0 < lr < math.inf:
+        raise ValueError(f"lr={lr!r}: the starting learning rate must be a positive number such as "
+                         "0.05. A zero lr never moves the weights; a negative one climbs the loss.")
+    # The closed forms check gamma: half_life raises for gamma <= 0 and for a growing gamma > 1.
+    half_life = schedulers.half_life(gamma)
     epochs = check_whole(epochs, "epochs", minimum=1)
     steps_per_epoch = check_whole(steps_per_epoch, "steps_per_epoch", minimum=1)
     table_rows = check_whole(table_rows, "table_rows", minimum=2)
-    return float(lr), float(gamma), epochs, steps_per_epoch, table_rows
 
-
-def exponential_view(lr: float, gamma: float, epochs: int, *, per_batch: bool = False,
-                     steps_per_epoch: int = 100, table_rows: int = 6) -> ExponentialView:
-    """Everything the explorer draws for ExponentialLR(gamma) from lr over `epochs` epochs.
-
-    per_batch=True steps after each of `steps_per_epoch` batches with gamma**(1/steps_per_epoch),
-    meeting the per-epoch curve at every epoch. ValueError: lr <= 0, gamma <= 0 or > 1, epochs < 1.
-    """
-    lr, gamma, epochs, steps_per_epoch, table_rows = _check_inputs(
-        lr, gamma, epochs, steps_per_epoch, table_rows)
     steps = steps_per_epoch if per_batch else 1
-    step_gamma = schedulers.per_batch_gamma(gamma, steps) if per_batch else gamma
+    # Per batch, gamma**(1/steps) meets the per-epoch curve at every epoch; per epoch it is gamma.
+    step_gamma = schedulers.per_batch_gamma(gamma, steps)
     # Point k is the lr after k scheduler steps, i.e. after k / steps epochs.
     n = [k / steps for k in range(epochs * steps + 1)]
-    lrs = [lr * step_gamma**k for k in range(epochs * steps + 1)]
+    lrs = schedulers.exponential_lr(lr, step_gamma, range(epochs * steps + 1))
     epoch_lrs = schedulers.exponential_lr(lr, gamma, range(epochs + 1))
-    half_life = schedulers.half_life(gamma)
     # A few evenly spaced epochs, always the first and the last.
     rows = sorted({round(i * epochs / (table_rows - 1)) for i in range(table_rows)})
     table = [(row, lrs[row * steps]) for row in rows]
@@ -105,8 +85,7 @@ def draw_exponential(view: ExponentialView, ax):
     if view.half_life_shown:
         marker_style = {"color": plotting.PALETTE[3], "linestyle": ":", "linewidth": 1}
         ax.axhline(view.lr / 2, **marker_style)
-        ax.axvline(view.half_life, label=f"half-life: {view.half_life:.2f} epochs",
-                   **marker_style)
+        ax.axvline(view.half_life, label=f"half-life: {view.half_life:.2f} epochs", **marker_style)
     ax.set(yscale="log", xlabel="epochs completed, n", ylabel="learning rate (log scale)",
            xlim=(0, view.epochs))
     ax.grid(True, which="major", alpha=0.3)
@@ -147,9 +126,9 @@ def exponential_explorer(lr: float = 0.05, gamma: float = 0.9, epochs: int = 30,
                                              description="batches per epoch", style=style),
     }
 
-    def enable_batches(change):
-        controls["steps_per_epoch"].disabled = not change["new"]
-    controls["per_batch"].observe(enable_batches, names="value")
+    # The batches-per-epoch slider is live only while stepping per batch.
+    widgets.dlink((controls["per_batch"], "value"), (controls["steps_per_epoch"], "disabled"),
+                  lambda per_batch: not per_batch)
 
     def update(lr, gamma, epochs, per_batch, steps_per_epoch):
         view = exponential_view(lr, gamma, epochs, per_batch=per_batch,

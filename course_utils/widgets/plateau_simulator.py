@@ -1,9 +1,6 @@
 """A ReduceLROnPlateau simulator: every parameter on a slider, over recorded or synthetic curves.
 
-`plateau_explorer({"my run": history.val_loss})` wires a control for every parameter to
-`course_utils.plateau_replay`: each change replays the scheduler (`replay_plateau`, which matches
-torch exactly) and redraws it (`draw_plateau`). `synthetic_curve` invents a validation curve.
-"""
+Each change replays the scheduler (`course_utils.plateau_replay`, exact to torch) and redraws it."""
 
 from __future__ import annotations
 
@@ -25,9 +22,8 @@ SYNTHETIC = {
 
 def synthetic_curve(shape: str = "levels_off", *, epochs: int = 40, noise: float = 0.02,
                     seed: int = 0) -> list[float]:
-    """An invented validation curve, one value per epoch, plus Gaussian noise of std `noise`:
-    "levels_off" (a loss falling to 0.35), "overfits" (falls, then rises after epoch 12) or
-    "accuracy" (rising to 0.90). The same seed gives the same curve."""
+    """An invented validation curve, one value per epoch, with Gaussian noise (std `noise`, seeded):
+    "levels_off" (a loss down to 0.35), "overfits" (rises after epoch 12), "accuracy" (to 0.90)."""
     shapes = {shape_name for shape_name, _ in SYNTHETIC.values()}
     if shape not in shapes:
         raise ValueError(f"shape must be one of {sorted(shapes)}, got {shape!r}.")
@@ -46,11 +42,9 @@ def synthetic_curve(shape: str = "levels_off", *, epochs: int = 40, noise: float
 
 
 def plateau_explorer(curves: dict | None = None, *, epochs: int = 40, lr: float = 0.1):
-    """Sliders and dropdowns for every ReduceLROnPlateau parameter over a chosen curve.
-
-    `curves` maps a name to recorded values, e.g. {"my run": history.val_loss}; the synthetic
-    curves follow (the noise and seed sliders act on them only). Returns the widget, with the
-    controls by name in `widget.controls` and the latest replay in `widget.result`."""
+    """Sliders and dropdowns for every ReduceLROnPlateau parameter over a chosen curve: `curves`
+    ({"my run": history.val_loss}), then the synthetic ones (noise and seed act on them only).
+    Returns the widget: `.controls` by name, `.result` the latest replay."""
     import ipywidgets as widgets
     from IPython.display import display
 
@@ -79,12 +73,11 @@ def plateau_explorer(curves: dict | None = None, *, epochs: int = 40, lr: float 
         "threshold_mode": widgets.Dropdown(options=["rel", "abs"], value="rel",
                                            description="threshold_mode", **plain),
         "cooldown": widgets.IntSlider(value=0, min=0, max=10, description="cooldown", **slider),
-        "min_lr": widgets.Dropdown(options=[("0", 0.0), ("1e-5", 1e-5), ("1e-4", 1e-4),
-                                            ("1e-3", 1e-3), ("1e-2", 1e-2)], value=0.0,
-                                   description="min_lr", **plain),
-        "eps": widgets.Dropdown(options=[("1e-8 (default)", 1e-8), ("1e-5", 1e-5),
-                                         ("1e-3", 1e-3), ("1e-2", 1e-2)], value=1e-8,
-                                description="eps", **plain),
+        # Without a value, a Dropdown starts at its first option: here torch's default.
+        "min_lr": widgets.Dropdown(description="min_lr", options=[("0", 0.0), ("1e-5", 1e-5),
+                                   ("1e-4", 1e-4), ("1e-3", 1e-3), ("1e-2", 1e-2)], **plain),
+        "eps": widgets.Dropdown(description="eps", options=[("1e-8 (default)", 1e-8),
+                                ("1e-5", 1e-5), ("1e-3", 1e-3), ("1e-2", 1e-2)], **plain),
     }
     summary = widgets.HTML()
     box = widgets.VBox()

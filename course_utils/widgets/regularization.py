@@ -1,7 +1,5 @@
-"""Explorers for notebooks 04 (BatchNorm's running statistics) and 05 (Dropout, train vs eval).
-
-Each explorer: a pure function that computes with torch itself, one that draws, `*_explorer()`.
-"""
+"""Explorers for notebooks 04 (BatchNorm's running statistics) and 05 (Dropout, train vs eval):
+each a pure function that computes with torch itself, one that draws, and `*_explorer()`."""
 
 from __future__ import annotations
 
@@ -45,13 +43,12 @@ def dropout_outputs(p: float, *, inputs: str = "ReLU activations", n: int = 20_0
                          "(p = 1 would zero everything and the 1/(1-p) scale is undefined.)")
     if inputs not in INPUTS:
         raise ValueError(f"inputs must be one of {', '.join(map(repr, INPUTS))}; got {inputs!r}.")
-    if int(n) != n or n < 2:
-        raise ValueError(f"n is the number of inputs to draw, at least 2; got {n}.")
+    n = check_whole(n, "n (the number of inputs to draw)", minimum=2)
     dropout = nn.Dropout(p)
     with torch.random.fork_rng(devices=[]):      # a private random stream
         torch.manual_seed(seed)
         # "ReLU activations": what a ReLU layer typically emits, many zeros, a skewed positive tail
-        x = torch.ones(int(n)) if inputs == "constant 1" else torch.relu(torch.randn(int(n)) + 0.5)
+        x = torch.ones(n) if inputs == "constant 1" else torch.relu(torch.randn(n) + 0.5)   # (n,)
         train = dropout.train()(x)
     return DropoutSample(p, x, train, dropout.eval()(x))
 
@@ -66,8 +63,7 @@ def draw_dropout(sample: DropoutSample, ax) -> None:
                  f"{stats[mode]['zero_fraction']:.0%} zeros")
         ax.hist(getattr(sample, mode).tolist(), bins=bins, histtype="step", linewidth=2,
                 label=label, **plotting.style(index))
-        ax.axvline(stats[mode]["mean"], color=plotting.PALETTE[index], linestyle=":",
-                   linewidth=1.5)
+        ax.axvline(stats[mode]["mean"], color=plotting.PALETTE[index], linestyle=":", linewidth=1.5)
     ax.set(yscale="log", xlabel="output value", ylabel="count (log scale)",
            title=f"Dropout(p={sample.p:.2f}): the same mean, a wider spread in train mode")
     ax.legend(fontsize=8, loc="upper right")
@@ -80,10 +76,9 @@ def dropout_explorer():
     def update(p=0.5, inputs=INPUTS[1]):
         return _show(draw_dropout, dropout_outputs(p, inputs=inputs)).stats()
 
-    return widgets.interactive(
-        update,
-        p=widgets.FloatSlider(value=0.5, min=0.0, max=0.95, step=0.05, description="p (drop)"),
-        inputs=widgets.Dropdown(options=INPUTS, value=INPUTS[1], description="inputs"))
+    p = widgets.FloatSlider(value=0.5, min=0.0, max=0.95, step=0.05, description="p (drop)")
+    inputs = widgets.Dropdown(options=INPUTS, value=INPUTS[1], description="inputs")
+    return widgets.interactive(update, p=p, inputs=inputs)
 
 
 # ----------------------------------------------------------------------------- BatchNorm
@@ -131,18 +126,16 @@ def running_stats_trace(momentum: float | None, *, batches: int = 120, shift_at:
     if not 0 < shift_at < batches:
         raise ValueError(f"shift_at must be between 1 and batches - 1 = {batches - 1}, "
                          f"got {shift_at}.")
-    if int(batch_size) != batch_size or batch_size < 2:
-        raise ValueError(f"batch_size must be at least 2 (BatchNorm needs two values per "
-                         f"channel in train mode), got {batch_size}.")
+    batch_size = check_whole(batch_size, "batch_size (BatchNorm in train mode needs two values "
+                             "per channel)", minimum=2)
     bn = nn.BatchNorm1d(1, momentum=momentum).train()
-    true_means, batch_means, running_means = [], [], []
+    true_means = [shift if index >= shift_at else 0.0 for index in range(batches)]
+    batch_means, running_means = [], []
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for index in range(int(batches)):
-            mean = shift if index >= shift_at else 0.0
-            X = torch.randn(int(batch_size), 1, generator=generator) + mean     # (B, 1)
+        for mean in true_means:
+            X = torch.randn(batch_size, 1, generator=generator) + mean     # (B, 1)
             bn(X)
-            true_means.append(mean)
             batch_means.append(X.mean().item())
             running_means.append(bn.running_mean.item())
     return RunningStatsTrace(momentum, int(shift_at), true_means, batch_means, running_means)
@@ -150,7 +143,7 @@ def running_stats_trace(momentum: float | None, *, batches: int = 120, shift_at:
 
 def draw_running_stats(trace: RunningStatsTrace, ax) -> None:
     """Batch means as dots, the running mean as a line, the true mean as a step."""
-    steps = list(range(1, len(trace.true_means) + 1))
+    steps = range(1, len(trace.true_means) + 1)
     ax.plot(steps, trace.true_means, label="true mean of the input", **plotting.style(7))
     ax.plot(steps, trace.batch_means, ".", color=plotting.PALETTE[1], markersize=4,
             label="mean of each batch")
@@ -169,18 +162,16 @@ def draw_running_stats(trace: RunningStatsTrace, ax) -> None:
 
 
 def batchnorm_momentum_explorer():
-    """A momentum slider (log scale) and a plain-average checkbox redrawing the trace (`.result`:
-    the latest RunningStatsTrace)."""
+    """A momentum slider (log scale) and a plain-average checkbox (`.result`: the latest trace)."""
     import ipywidgets as widgets
 
     def update(momentum=0.1, plain_average=False):
         return _show(draw_running_stats, running_stats_trace(None if plain_average else momentum))
 
-    return widgets.interactive(
-        update,
-        momentum=widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=0, step=0.1,
-                                        description="momentum"),
-        plain_average=widgets.Checkbox(value=False, description="momentum=None"))
+    momentum = widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=0, step=0.1,
+                                      description="momentum")
+    plain_average = widgets.Checkbox(value=False, description="momentum=None")
+    return widgets.interactive(update, momentum=momentum, plain_average=plain_average)
 
 
 def _show(draw, result):
