@@ -10,10 +10,9 @@ import course_utils.widgets
 
 PACKAGE = Path(course_utils.__file__).parent
 MODULE_BUDGET = 250      # code lines per module, widgets included
-# The whole library: 1,500 code lines, plus the modules added after the budget was set, each
-# counted here, not exempted: doctor.py (the training doctor, 179) and uncertainty.py (MC dropout
-# and calibration, 55).
-LIBRARY_BUDGET = 1500 + 179 + 55
+# The whole library: the design's limit is 1,500 code lines. It is at 1,529 after the training
+# doctor and MC dropout joined it; this ceiling only comes down, until it reaches 1,500.
+LIBRARY_BUDGET = 1529
 MODULES = sorted(PACKAGE.rglob("*.py"))
 
 
