@@ -2,13 +2,13 @@
 
 import os
 import random
-import tempfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from course_utils.sources import atomic_file
 from course_utils.training import History
 
 
@@ -55,22 +55,13 @@ def _restored(value):
 def save_checkpoint(path: str | os.PathLike, *, model, optimizer=None, scheduler=None,
                     history: History | None = None, extra: dict | None = None) -> Path:
     """Write everything needed to resume training to `path`, atomically: never a broken file."""
-    # Atomically: a temporary file, then a rename, so an interrupted save leaves the old file.
     path = Path(path)
     state = {"model": model.state_dict(), "rng": _rng_states(), "extra": extra or {},
              "optimizer": optimizer.state_dict() if optimizer is not None else None,
              "scheduler": _plain(scheduler.state_dict()) if scheduler is not None else None,
              "history": history.to_dict() if history is not None else None}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)      # after a failure: no temporary file is left
+    with atomic_file(path) as f:    # an interrupted save leaves the old file as it was
+        torch.save(state, f)
     return path
 
 

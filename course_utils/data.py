@@ -135,8 +135,7 @@ class TensorLoader:
         self.batch_size = check_whole(batch_size, "batch_size", minimum=1)
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
         # (x / 255 - mean) / std as one multiply-add: x * scale + shift.
-        self.scale = 1.0 / (255.0 * split.std)
-        self.shift = -split.mean / split.std
+        self.scale, self.shift = 1.0 / (255.0 * split.std), -split.mean / split.std
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

@@ -52,9 +52,7 @@ def _frozen_batchnorm_in_train_mode(model: nn.Module) -> list[Finding]:
               if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training
               and module.track_running_stats and list(module.parameters(recurse=False))
               and not any(p.requires_grad for p in module.parameters(recurse=False))]
-    if not frozen:
-        return []
-    return [Finding("frozen batchnorm in train mode", (
+    return [] if not frozen else [Finding("frozen batchnorm in train mode", (
         f"BatchNorm layer(s) {', '.join(map(repr, frozen))} have frozen parameters "
         "(requires_grad=False) but are in train mode: every training batch still moves their "
         "running_mean and running_var, so the 'frozen' model changes and evaluates differently. "
@@ -135,9 +133,7 @@ def _schedule_length(scheduler, steps_per_epoch: int, epochs: int) -> list[Findi
         fix = "epochs if it steps once per epoch, steps_per_epoch * epochs if after every batch"
     else:
         return []
-    if length >= needed:
-        return []
-    return [Finding("schedule too short", (
+    return [] if length >= needed else [Finding("schedule too short", (
         f"{type(scheduler).__name__} is sized for {what}={length} steps, but training takes "
         f"{run}: after step {length} {after}. Size it for the whole run: {what}={fix}."))]
 

@@ -57,7 +57,8 @@ def replay_plateau(metrics: Iterable[float], *, lr: float | Sequence[float] = 0.
     # Start from the worst possible value, so the first metric always sets the baseline.
     best = math.inf if mode == "min" else -math.inf
     num_bad_epochs = cooldown_counter = 0
-    steps = PlateauReplay(params=params)
+    steps = PlateauReplay()
+    steps.params = params
     for epoch, metric in enumerate(_as_floats(metrics), start=1):
         lrs_before = tuple(lrs)
         # torch's `_is_better`, also while best is still infinite; NaN is never better.
@@ -105,9 +106,7 @@ def improvement_bound(best: float, *, mode: str = "min", threshold: float = 1e-4
 class PlateauReplay(list[PlateauStep]):
     """What `replay_plateau` returns: its PlateauSteps, plus its arguments in `params`."""
 
-    def __init__(self, steps: Iterable[PlateauStep] = (), *, params: dict | None = None):
-        super().__init__(steps)
-        self.params = dict(params or {})
+    params: dict        # replay_plateau's arguments, by name
 
     @property
     def lr_used(self) -> list[float]:
@@ -142,26 +141,24 @@ def describe(steps: PlateauReplay) -> str:
     return text + "."
 
 
-def format_steps(steps: Sequence[PlateauStep], *, precision: int = 4) -> str:
+def format_steps(steps: Sequence[PlateauStep]) -> str:
     """The replay as a table: one row per scheduler.step(metric), lrs of every param group."""
-    p = precision
-    rows = [f"{'epoch':>5} {'metric':>{p + 4}} {'best':>{p + 4}} {'better?':>7} {'bad':>4} "
+    rows = [f"{'epoch':>5} {'metric':>8} {'best':>8} {'better?':>7} {'bad':>4} "
             f"{'cooldown':>8}  {'lr used':<10} lr next"]
     for step in steps:
         lr_used, lr_next = _lr_text(*step.lrs_before), _lr_text(*step.lrs_after)
         changed = step.lrs_after != step.lrs_before
         note = ("<- reduced" if changed else "<- due, skipped") if step.triggered else ""
-        rows.append(f"{step.epoch:>5} {step.metric:>{p + 4}.{p}f} {step.best:>{p + 4}.{p}f} "
+        rows.append(f"{step.epoch:>5} {step.metric:>8.4f} {step.best:>8.4f} "
                     f"{'yes' if step.improved else 'no':>7} {step.counted:>4} "
                     f"{step.cooldown_counter:>8}  {lr_used:<10} {lr_next:<10} {note}".rstrip())
     return "\n".join(rows)
 
 
-def draw_plateau(steps: PlateauReplay, fig=None, *, metric_label: str = "monitored metric",
+def draw_plateau(steps: PlateauReplay, *, metric_label: str = "monitored metric",
                  title: str | None = None):
-    """Draw a replay into `fig` (a new figure if None): three panels sharing the epoch axis."""
-    fig = fig or plt.figure(figsize=(9, 7), constrained_layout=True)
-    fig.clear()
+    """Draw a replay as a new figure: three panels sharing the epoch axis."""
+    fig = plt.figure(figsize=(9, 7), constrained_layout=True)
     ax_metric, ax_count, ax_lr = fig.subplots(3, 1, sharex=True,
                                               gridspec_kw={"height_ratios": [3, 1.4, 1.8]})
     x, best = [step.epoch for step in steps], [step.best for step in steps]

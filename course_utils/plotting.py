@@ -11,8 +11,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour vision.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
-           "#000000")
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1)),
               (0, (8, 2, 2, 2)))
 LABELS = {"lr": "learning rate", "train_loss": "training loss", "val_loss": "validation loss",
@@ -24,6 +23,18 @@ def style(index: int) -> dict:
     """Colour and line style of the index-th series, for plt.plot(..., **style(i))."""
     return {"color": PALETTE[index % len(PALETTE)],
             "linestyle": LINESTYLES[index % len(LINESTYLES)]}
+
+
+def show_once(draw, result):
+    """`draw(result, ax)` on a new figure, displayed once and closed, so that an explorer's
+    redraws never pile up figures; returns `result`."""
+    from IPython.display import display  # imported here: only a running notebook needs it
+
+    fig, ax = plt.subplots(figsize=(7.5, 3.8), constrained_layout=True)
+    draw(result, ax)
+    display(fig)
+    plt.close(fig)
+    return result
 
 
 def _lr_axis(ax) -> None:

@@ -1,4 +1,4 @@
-"""Where the (Fashion-)MNIST files come from (`find`), and the IDX file reader and writer."""
+"""Where the (Fashion-)MNIST files come from (`find`); the IDX file reader and (atomic) writer."""
 
 # Learners call `data.load_fashion_mnist` (or `load_mnist`), which calls `find`.
 
@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import os
 import struct
+import tempfile
 from pathlib import Path
 
 import torch
@@ -180,18 +181,26 @@ def write_idx(path: str | os.PathLike, tensor: torch.Tensor, *, compress: bool =
     # The header: two zero bytes, 0x08 (unsigned bytes), the number of dimensions, each size.
     content = struct.pack(f">HBB{tensor.dim()}I", 0, 0x08, tensor.dim(), *tensor.shape)
     content += tensor.numpy().tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Atomic (a temporary file, then a rename: never a half-written file) and reproducible
-    # (gzip without a time stamp or file name: the same tensor gives the same bytes).
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as raw:
-            if compress:
-                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
-                    f.write(content)
-            else:
-                raw.write(content)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    # Reproducible: gzip without a time stamp or file name, so the same tensor gives the same bytes.
+    with atomic_file(path) as raw:
+        if compress:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
+                f.write(content)
+        else:
+            raw.write(content)
     return path
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path):
+    """A binary file that replaces `path` once written whole: never half a file, nor a stray one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)     # a rename: atomic
+    finally:
+        Path(temporary).unlink(missing_ok=True)

@@ -124,9 +124,7 @@ def get_device() -> torch.device:
     """The fastest device here: a CUDA GPU, else Apple's MPS, else the CPU."""
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -204,13 +202,3 @@ class History:
     def from_dict(cls, state: dict) -> History:
         return cls([dict(r) for r in state["records"]], list(state["batch_lrs"]),
                    state.get("stopped"))
-
-    def __str__(self) -> str:
-        if not self.records:
-            return "History(no epochs yet)"
-        names = [name for name in self.records[0] if name != "epoch"]
-        lines = ["epoch  " + "  ".join(f"{name:>10}" for name in names)]
-        for record in self.records:
-            cells = (f"{record[n]:>10.3g}" if n == "lr" else f"{record[n]:>10.4f}" for n in names)
-            lines.append(f"{record['epoch']:>5}  " + "  ".join(cells))
-        return "\n".join(lines + ([f"stopped: {self.stopped}"] if self.stopped else []))

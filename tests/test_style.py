@@ -10,9 +10,7 @@ import course_utils.widgets
 
 PACKAGE = Path(course_utils.__file__).parent
 MODULE_BUDGET = 250      # code lines per module, widgets included
-# The whole library: the design's limit is 1,500 code lines. It is at 1,529 after the training
-# doctor and MC dropout joined it; this ceiling only comes down, until it reaches 1,500.
-LIBRARY_BUDGET = 1529
+LIBRARY_BUDGET = 1500     # code lines in the whole library, as the design asks
 MODULES = sorted(PACKAGE.rglob("*.py"))
 
 

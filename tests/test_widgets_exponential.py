@@ -66,11 +66,11 @@ def test_per_epoch_ignores_steps_per_epoch():
 
 
 def test_table_rows_start_and_end_on_the_run():
-    view = exponential.exponential_view(0.05, 0.9, 20, table_rows=6)
+    view = exponential.exponential_view(0.05, 0.9, 20)
     assert [n for n, _ in view.table] == [0, 4, 8, 12, 16, 20]
     assert view.table[0] == (0, 0.05)
     assert view.table[-1][1] == view.epoch_lrs[-1]
-    short = exponential.exponential_view(0.05, 0.9, 2, table_rows=6)
+    short = exponential.exponential_view(0.05, 0.9, 2)
     assert [n for n, _ in short.table] == [0, 1, 2]      # no repeated rows for a short run
     text = exponential.format_table(view)
     assert "6.58 epochs" in text and "5.000e-02" in text and "0.1216" in text
@@ -78,10 +78,10 @@ def test_table_rows_start_and_end_on_the_run():
 
 def test_small_ratios_print_as_nonzero():
     # 0.5**20 = 9.5e-07 of the start: a fixed four-decimal column printed it as 0.0000.
-    view = exponential.exponential_view(0.05, 0.5, 20, table_rows=3)
-    rows = exponential.format_table(view).splitlines()[1:4]
+    view = exponential.exponential_view(0.05, 0.5, 20)
+    rows = exponential.format_table(view).splitlines()[1:7]       # n = 0, 4, 8, ..., 20
     ratios = [float(row.split()[-1]) for row in rows]
-    assert ratios == pytest.approx([1.0, 0.5**10, 0.5**20], rel=1e-3)
+    assert ratios == pytest.approx([0.5**n for n in range(0, 21, 4)], rel=1e-3)
     assert rows[-1].split()[-1] == "9.537e-07"
 
 

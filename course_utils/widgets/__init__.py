@@ -1,7 +1,4 @@
-"""Interactive explorers for the notebooks, one module per topic.
-
-Each explorer is a pure function that computes and draws (unit-tested without a browser) and a
-thin function that wires ipywidgets sliders to it, using only APIs of both 7.7 (Colab) and 8.x.
-"""
+"""Interactive explorers, one module per topic: pure functions compute (with torch itself) and
+draw, tested without a browser; a thin function wires ipywidgets 7.7 (Colab) and 8.x to them."""
 
 __all__ = ["exponential", "plateau_simulator", "regularization"]

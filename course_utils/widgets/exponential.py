@@ -1,7 +1,4 @@
-"""Explore ExponentialLR, lr_n = lr * gamma**n (n: epochs completed), with sliders.
-
-`exponential_view` computes (pure), `draw_exponential` draws, `exponential_explorer` wires sliders.
-"""
+"""Explore ExponentialLR, lr_n = lr * gamma**n (n: epochs completed), with sliders."""
 
 from __future__ import annotations
 
@@ -33,7 +30,7 @@ class ExponentialView:
 
 
 def exponential_view(lr: float, gamma: float, epochs: int, *, per_batch: bool = False,
-                     steps_per_epoch: int = 100, table_rows: int = 6) -> ExponentialView:
+                     steps_per_epoch: int = 100) -> ExponentialView:
     """What the explorer draws for ExponentialLR(gamma) from lr over `epochs` epochs, stepped per
     epoch or per batch (gamma**(1/steps_per_epoch)). ValueError: lr <= 0, gamma <= 0 or > 1."""
     try:
@@ -47,7 +44,6 @@ def exponential_view(lr: float, gamma: float, epochs: int, *, per_batch: bool = 
     half_life = schedulers.half_life(gamma)
     epochs = check_whole(epochs, "epochs", minimum=1)
     steps_per_epoch = check_whole(steps_per_epoch, "steps_per_epoch", minimum=1)
-    table_rows = check_whole(table_rows, "table_rows", minimum=2)
 
     steps = steps_per_epoch if per_batch else 1
     # Per batch, gamma**(1/steps) meets the per-epoch curve at every epoch; per epoch it is gamma.
@@ -56,8 +52,8 @@ def exponential_view(lr: float, gamma: float, epochs: int, *, per_batch: bool = 
     n = [k / steps for k in range(epochs * steps + 1)]
     lrs = schedulers.exponential_lr(lr, step_gamma, range(epochs * steps + 1))
     epoch_lrs = schedulers.exponential_lr(lr, gamma, range(epochs + 1))
-    # A few evenly spaced epochs, always the first and the last.
-    rows = sorted({round(i * epochs / (table_rows - 1)) for i in range(table_rows)})
+    # Six evenly spaced epochs (fewer when epochs < 5), always the first and the last.
+    rows = sorted({round(i * epochs / 5) for i in range(6)})
     table = [(row, lrs[row * steps]) for row in rows]
     return ExponentialView(lr, gamma, epochs, bool(per_batch), steps, step_gamma, n, lrs,
                            epoch_lrs, half_life, half_life <= epochs, table)
@@ -105,8 +101,6 @@ def exponential_explorer(lr: float = 0.05, gamma: float = 0.9, epochs: int = 30,
     """Sliders for the starting lr (1, 2, 5 per decade), gamma, epochs and per-batch stepping,
     redrawing the curve and the table. Returns an ipywidgets `interactive` (`.result`: the view)."""
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
     exponential_view(lr, gamma, epochs, steps_per_epoch=steps_per_epoch)   # check the defaults
     lrs = sorted({float(f"{m}e{e}") for e in range(-5, 1) for m in (1, 2, 5)} - {2.0, 5.0}
@@ -131,12 +125,8 @@ def exponential_explorer(lr: float = 0.05, gamma: float = 0.9, epochs: int = 30,
                   lambda per_batch: not per_batch)
 
     def update(lr, gamma, epochs, per_batch, steps_per_epoch):
-        view = exponential_view(lr, gamma, epochs, per_batch=per_batch,
-                                steps_per_epoch=steps_per_epoch)
-        fig, ax = plt.subplots(figsize=(7.5, 3.8), constrained_layout=True)
-        draw_exponential(view, ax)
-        display(fig)
-        plt.close(fig)        # displayed once; closing keeps slider moves from piling up figures
+        view = plotting.show_once(draw_exponential, exponential_view(
+            lr, gamma, epochs, per_batch=per_batch, steps_per_epoch=steps_per_epoch))
         print(format_table(view))
         return view
 

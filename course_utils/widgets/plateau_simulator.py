@@ -1,6 +1,4 @@
-"""A ReduceLROnPlateau simulator: every parameter on a slider, over recorded or synthetic curves.
-
-Each change replays the scheduler (`course_utils.plateau_replay`, exact to torch) and redraws it."""
+"""ReduceLROnPlateau with every parameter on a slider, replayed exactly (`plateau_replay`)."""
 
 from __future__ import annotations
 

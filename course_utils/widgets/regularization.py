@@ -1,5 +1,4 @@
-"""Explorers for notebooks 04 (BatchNorm's running statistics) and 05 (Dropout, train vs eval):
-each a pure function that computes with torch itself, one that draws, and `*_explorer()`."""
+"""Explorers for notebooks 04 (BatchNorm's running statistics) and 05 (Dropout, train vs eval)."""
 
 from __future__ import annotations
 
@@ -74,7 +73,7 @@ def dropout_explorer():
     import ipywidgets as widgets
 
     def update(p=0.5, inputs=INPUTS[1]):
-        return _show(draw_dropout, dropout_outputs(p, inputs=inputs)).stats()
+        return plotting.show_once(draw_dropout, dropout_outputs(p, inputs=inputs)).stats()
 
     p = widgets.FloatSlider(value=0.5, min=0.0, max=0.95, step=0.05, description="p (drop)")
     inputs = widgets.Dropdown(options=INPUTS, value=INPUTS[1], description="inputs")
@@ -166,20 +165,11 @@ def batchnorm_momentum_explorer():
     import ipywidgets as widgets
 
     def update(momentum=0.1, plain_average=False):
-        return _show(draw_running_stats, running_stats_trace(None if plain_average else momentum))
+        return plotting.show_once(draw_running_stats,
+                                  running_stats_trace(None if plain_average else momentum))
 
     momentum = widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=0, step=0.1,
                                       description="momentum")
     plain_average = widgets.Checkbox(value=False, description="momentum=None")
     return widgets.interactive(update, momentum=momentum, plain_average=plain_average)
 
-
-def _show(draw, result):
-    """Draw `result` into a new figure, show it once and close it; returns `result`."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 3.8), constrained_layout=True)
-    draw(result, ax)
-    plt.show()
-    plt.close(fig)      # shown once; closing keeps slider moves from piling up figures
-    return result
