@@ -26,15 +26,19 @@ def style(index: int) -> dict:
 
 
 def show_once(draw, result):
-    """`draw(result, ax)` on a new figure, displayed once and closed, so that an explorer's
-    redraws never pile up figures; returns `result`."""
-    from IPython.display import display  # imported here: only a running notebook needs it
-
+    """`draw(result, ax)` on a new figure, shown with `display_once`; returns `result`."""
     fig, ax = plt.subplots(figsize=(7.5, 3.8), constrained_layout=True)
     draw(result, ax)
+    display_once(fig)
+    return result
+
+
+def display_once(fig) -> None:
+    """Display `fig` and close it, so that an explorer's redraws never pile up figures."""
+    from IPython.display import display  # imported here: only a running notebook needs it
+
     display(fig)
     plt.close(fig)
-    return result
 
 
 def _lr_axis(ax) -> None:

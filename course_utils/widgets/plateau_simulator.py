@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 import random
 
-import matplotlib.pyplot as plt
-
 from course_utils._checks import check_whole
 from course_utils.plateau_replay import describe, draw_plateau, replay_plateau
+from course_utils.plotting import display_once
 
 # Built-in synthetic curves: name -> (shape, the mode that fits it).
 SYNTHETIC = {
@@ -44,7 +43,6 @@ def plateau_explorer(curves: dict | None = None, *, epochs: int = 40, lr: float 
     ({"my run": history.val_loss}), then the synthetic ones (noise and seed act on them only).
     Returns the widget: `.controls` by name, `.result` the latest replay."""
     import ipywidgets as widgets
-    from IPython.display import display
 
     recorded = {}
     for name, values in (curves or {}).items():
@@ -90,9 +88,7 @@ def plateau_explorer(curves: dict | None = None, *, epochs: int = 40, lr: float 
                    if curve in SYNTHETIC else recorded[curve])
         box.result = replay_plateau(metrics, **params)
         summary.value = f"<b>{describe(box.result)}</b>"
-        fig = draw_plateau(box.result, metric_label=curve.split(": ")[-1], title="")
-        display(fig)
-        plt.close(fig)      # shown once as an image; keeps figures from piling up
+        display_once(draw_plateau(box.result, metric_label=curve.split(": ")[-1], title=""))
 
     output = widgets.interactive_output(update, controls)
     rows = [["curve", "noise", "seed"], ["lr", "mode", "factor", "patience"],
